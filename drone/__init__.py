@@ -1,0 +1,1 @@
+"""Tello drone backend over djitellopy."""

@@ -1,0 +1,89 @@
+"""The ``edgepilot`` command. Each verb lives in its own module, imported only when that verb runs, so
+``edgepilot --help`` is instant and a laptop never imports Pi-only code.
+
+A verb module offers ``add_arguments(parser)`` and ``run(args) -> int``. Errors from the edgepilot tree become one
+clear line on stderr and exit status 2 (input / rejected) or 1 (vehicle, model); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from pilot import __version__
+from pilot.errors import CommandRejected, EdgepilotError, InputError
+
+#: verb -> (module, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("pilot.demo_cmd", "run a scripted scenario in the simulator (no hardware, no downloads)"),
+    "fly": ("pilot.run_cmd", "fly a drone (sim or tello) from a script, voice or keyboard"),
+    "drive": ("pilot.run_cmd", "drive a car (sim or picar) from a script, voice or keyboard"),
+    "listen": ("voice.listen_cmd", "recognise spoken commands from the microphone or WAV files"),
+    "enroll": ("vision.enroll_cmd", "add a person's face to the face database"),
+    "replay": ("vision.replay_cmd", "run perception offline on a video, image, folder or recording"),
+    "emulate-tello": ("sim.emulate_cmd", "run a Tello emulator for users without a drone"),
+    "doctor": ("pilot.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgepilot",
+        description="Offline voice + vision autopilot for a Tello drone or a Raspberry Pi car.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="verbs:\n" + "\n".join(f"  {name:<14} {help_}" for name, (_, help_) in VERBS.items())
+        + "\n\nRun 'edgepilot VERB --help' for a verb's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgepilot {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("verb", choices=list(VERBS), metavar="VERB", help="one of: " + ", ".join(VERBS))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    # Split off global options and the verb; everything after the verb belongs to the verb's parser.
+    verb_at = next((i for i, a in enumerate(argv) if a in VERBS), None)
+    if verb_at is None:
+        top.parse_args(argv)  # prints help / version / the "invalid choice" error and exits
+        top.print_help()
+        return 2
+    top_args = top.parse_args(argv[: verb_at + 1])
+    verb = argv[verb_at]
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(top_args.verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    module_name, help_ = VERBS[verb]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            print(f"edgepilot: '{verb}' is not available in this version yet", file=sys.stderr)
+            return 2
+        print(f"edgepilot: '{verb}' needs the Python module {exc.name!r}, which is not installed "
+              f"(pip install 'edgepilot[all]')", file=sys.stderr)
+        return 1
+    parser = argparse.ArgumentParser(prog=f"edgepilot {verb}", description=help_)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[verb_at + 1:])
+    args.verb = verb
+    try:
+        return int(module.run(args) or 0)
+    except (InputError, CommandRejected) as exc:
+        print(f"edgepilot {verb}: {exc}", file=sys.stderr)
+        return 2
+    except EdgepilotError as exc:
+        print(f"edgepilot {verb}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"edgepilot {verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

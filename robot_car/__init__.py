@@ -1,0 +1,1 @@
+"""Raspberry Pi car backend: gpiozero motors, picamera2 camera, lane following."""

@@ -1,0 +1,1 @@
+"""Perception: LiteRT detectors, face identity (dlib), tracking, overlays."""

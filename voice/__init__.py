@@ -1,0 +1,1 @@
+"""Offline speech commands: recognisers (Vosk, PocketSphinx), the spoken grammar, audio sources."""
