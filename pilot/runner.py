@@ -1,0 +1,225 @@
+"""The pilot: one thread owns the vehicle and, at a fixed rate, turns commands (script, voice, keyboard, safety) into
+vehicle actions through the safety supervisor. It always ends with the vehicle safe (``finally: vehicle.close()``)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pilot.clock import Clock, MonotonicClock
+from pilot.errors import CommandRejected, LinkLost, VehicleError
+from pilot.hal import Vehicle
+from pilot.loop import FixedRateLoop, LoopStats
+from pilot.messages import HOVER, Command, Event, Telemetry, Velocity
+from pilot.safety import Supervisor
+
+log = logging.getLogger(__name__)
+
+#: Commands that interrupt whatever the vehicle is doing, whoever says them.
+URGENT_VERBS = ("stop", "land", "emergency")
+#: How often a flying drone / a car gets a velocity set-point when nothing else is sent (proof of life).
+SETPOINT_PERIOD_S = 0.2
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    t_s: float
+    command: str
+    source: str
+    result: str
+
+    def as_dict(self) -> dict:
+        return {"t_s": round(self.t_s, 3), "command": self.command, "source": self.source, "result": self.result}
+
+
+@dataclass
+class RunResult:
+    vehicle: str
+    final: Telemetry
+    commands: list[CommandRecord] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    loop: LoopStats | None = None
+    #: Why the run failed (link lost, a script command refused...), or None when it went as planned.
+    failure: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "vehicle": self.vehicle,
+            "final": self.final.final(),
+            "commands": [c.as_dict() for c in self.commands],
+            "events": [{"t_s": round(e.t_s, 3), "type": e.type, "detail": e.detail} for e in self.events],
+            "loop": self.loop.summary() if self.loop else {},
+        }
+
+
+class Pilot:
+    """Runs a vehicle from a script and from commands submitted by other threads (voice, keyboard)."""
+
+    def __init__(
+        self,
+        vehicle: Vehicle,
+        *,
+        name: str = "",
+        clock: Clock | None = None,
+        hz: float = 30.0,
+        supervisor: Supervisor | None = None,
+        max_ticks: int | None = None,
+        max_duration_s: float | None = None,
+        on_record: Callable[[CommandRecord], None] | None = None,
+    ) -> None:
+        self.vehicle = vehicle
+        self.name = name or vehicle.kind
+        self.clock = clock or MonotonicClock()
+        self.loop = FixedRateLoop(hz, self.clock, max_ticks)
+        self.supervisor = supervisor or Supervisor(vehicle.kind)
+        self.max_duration_s = max_duration_s
+        self.on_record = on_record
+        self.inbox: queue.Queue[Command] = queue.Queue(maxsize=64)
+        self._pending: deque[Command] = deque()
+        self._script: deque[Command] = deque()
+        self._wait_until: float | None = None
+        self._last_setpoint_s = -1e9
+        self._stay_alive: Callable[[], bool] = lambda: False
+        self.result = RunResult(vehicle=self.name, final=Telemetry(t_s=0.0))
+
+    # -- called from other threads --------------------------------------------------------------------------------
+    def submit(self, command: Command) -> None:
+        """Queue a command from another thread (voice, keyboard). Never blocks; a full inbox drops the command."""
+        try:
+            self.inbox.put_nowait(command)
+        except queue.Full:
+            log.warning("command inbox full: dropped %s from %s", command.text, command.source)
+
+    # -- the loop ---------------------------------------------------------------------------------------------------
+    def run(self, script: Iterable[Command] = (), stay_alive: Callable[[], bool] | None = None) -> RunResult:
+        """Run until the script is done and the vehicle idle, and ``stay_alive()`` (e.g. a microphone is
+        still listening) is false. Lands / stops the vehicle at the end whatever happens."""
+        self._script.extend(script)
+        if stay_alive is not None:
+            self._stay_alive = stay_alive
+        start_s = self.clock.now()
+        try:
+            self.result.loop = self.loop.run(lambda tick, now: self._tick(now - start_s, now))
+        except LinkLost as exc:
+            self._fail(self.clock.now() - start_s, "link_lost", str(exc))
+        except KeyboardInterrupt:
+            self._event(self.clock.now() - start_s, "interrupted", "Ctrl-C: landing / stopping")
+            self.result.failure = "interrupted by Ctrl-C"
+        finally:
+            self._close(start_s)
+        return self.result
+
+    def _tick(self, t_s: float, now_s: float) -> bool:
+        vehicle, supervisor = self.vehicle, self.supervisor
+        telemetry = vehicle.telemetry()
+        for event in vehicle.poll_events():
+            self._event(t_s, event.type, event.detail)
+        forced = supervisor.tick(now_s, telemetry)
+        for event in supervisor.drain_events():
+            self._event(t_s, event.type, event.detail)
+        for command in forced:
+            self._dispatch(command, telemetry, t_s)
+        while True:
+            try:
+                command = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if command.verb in URGENT_VERBS:
+                self._cancel_plans(t_s, command)
+                self._dispatch(command, telemetry, t_s)
+            else:
+                self._pending.append(command)
+
+        if self._wait_until is not None and t_s >= self._wait_until:
+            self._wait_until = None
+        if self._wait_until is None and not vehicle.busy():
+            source = self._pending or self._script
+            if source:
+                command = source.popleft()
+                if command.verb == "wait":
+                    self._wait_until = t_s + float(command.arg)
+                    self._record(t_s, command, "ok")
+                elif (error := self._dispatch(command, telemetry, t_s)) and source is self._script:
+                    self._fail(t_s, "script_aborted", f"{command.text!r} {error}; the rest of the script is cancelled")
+                    self._script.clear()
+
+        self._keep_setpoint(telemetry, now_s)
+
+        if self.max_duration_s is not None and t_s >= self.max_duration_s:
+            self._event(t_s, "timeout", f"run longer than {self.max_duration_s:g} s: ending")
+            return False
+        if self.result.failure and "link" in self.result.failure:
+            return False
+        idle = not (self._script or self._pending or self._wait_until is not None or vehicle.busy())
+        return not idle or self._stay_alive()
+
+    def _keep_setpoint(self, telemetry: Telemetry, now_s: float) -> None:
+        """While a drone flies (or a car runs) and no discrete command is running, keep a fresh velocity set-point
+        going: hover / stand still. This is the proof of life a Tello needs to not auto-land after 15 s."""
+        if self.vehicle.kind == "drone" and not telemetry.flying:
+            return
+        if self.vehicle.busy() or now_s - self._last_setpoint_s < SETPOINT_PERIOD_S:
+            return
+        self.send_velocity(HOVER, telemetry, now_s)
+
+    def send_velocity(self, velocity: Velocity, telemetry: Telemetry, now_s: float) -> None:
+        safe = self.supervisor.limit_velocity(velocity, telemetry, now_s)
+        self.vehicle.send_velocity(safe)
+        self._last_setpoint_s = now_s
+
+    def _dispatch(self, command: Command, telemetry: Telemetry, t_s: float) -> str | None:
+        """Send one command through safety to the vehicle and record the outcome: None when the vehicle accepted
+        it, else why not."""
+        try:
+            checked = self.supervisor.admit(command, telemetry)
+            self.vehicle.execute(checked)
+        except CommandRejected as exc:
+            self._record(t_s, command, f"rejected: {exc}")
+            self._event(t_s, "command_rejected", str(exc))
+            return f"rejected: {exc}"
+        except LinkLost:
+            raise
+        except VehicleError as exc:
+            self._record(t_s, command, f"error: {exc}")
+            self._event(t_s, "command_failed", str(exc))
+            return f"failed: {exc}"
+        self._record(t_s, command, "ok")
+        return None
+
+    def _cancel_plans(self, t_s: float, command: Command) -> None:
+        if self._script or self._pending or self._wait_until is not None:
+            self._event(t_s, "plan_cancelled", f"{command.text!r} from {command.source}: pending commands dropped")
+        self._script.clear()
+        self._pending.clear()
+        self._wait_until = None
+
+    def _close(self, start_s: float) -> None:
+        try:
+            self.vehicle.close()
+        except VehicleError as exc:
+            self._fail(self.clock.now() - start_s, "close_failed", str(exc))
+        try:
+            self.result.final = self.vehicle.telemetry()
+        except VehicleError:
+            pass
+        for event in self.vehicle.poll_events():
+            self._event(self.clock.now() - start_s, event.type, event.detail)
+
+    # -- bookkeeping ------------------------------------------------------------------------------------------------
+    def _record(self, t_s: float, command: Command, result: str) -> None:
+        record = CommandRecord(t_s, command.text, command.source, result)
+        self.result.commands.append(record)
+        log.info("t=%.2fs %s (%s): %s", t_s, command.text, command.source, result)
+        if self.on_record is not None:
+            self.on_record(record)
+
+    def _event(self, t_s: float, type_: str, detail: str) -> None:
+        self.result.events.append(Event(t_s, type_, detail))
+
+    def _fail(self, t_s: float, type_: str, detail: str) -> None:
+        self._event(t_s, type_, detail)
+        if self.result.failure is None:
+            self.result.failure = detail if type_ != "link_lost" else f"link lost: {detail}"

@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pilot.cli import main
+
+FLIGHT = "takeoff; up 50; cw 90; forward 100; land"
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fly_json_reports_final_pose_commands_events_and_loop(capsys):
+    code, out, err = run_cli(capsys, "fly", "--vehicle", "sim", "--fast", "--script", FLIGHT, "--json")
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["vehicle"] == "sim-drone"
+    final = report["final"]
+    assert set(final) == {"x_cm", "y_cm", "z_cm", "yaw_deg", "flying", "battery_pct"}
+    assert abs(final["x_cm"]) < 15 and abs(final["y_cm"] + 100) < 15 and abs(final["yaw_deg"] + 90) < 5
+    assert final["flying"] is False
+    assert [c["command"] for c in report["commands"]] == ["takeoff", "up 50", "cw 90", "forward 100", "land"]
+    assert all(set(c) == {"t_s", "command", "source", "result"} for c in report["commands"])
+    assert {"hz", "achieved_hz", "overruns", "p99_period_ms"} <= set(report["loop"])
+    assert report["loop"]["hz"] == 30
+
+
+def test_drive_json(capsys):
+    code, out, _ = run_cli(capsys, "drive", "--fast", "--script", "forward 100; cw 90; forward 50; stop", "--json")
+    assert code == 0
+    final = json.loads(out.strip().splitlines()[-1])["final"]
+    assert abs(final["x_cm"] - 100) < 15 and abs(final["y_cm"] + 50) < 15 and abs(final["yaw_deg"] + 90) < 5
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fly", "--vehicle", "hovercraft", "--script", "takeoff"], "takes --vehicle sim or tello"),
+        (["fly", "--fast", "--script", "takeoff; up 600"], "20-500 cm"),
+        (["fly", "--fast", "--script", "takeoff; dance"], "unknown command 'dance'"),
+        (["fly", "--fast", "--script", ";"], "script is empty"),
+        (["drive", "--fast", "--script", "forward 50", "--hz", "0"], "--hz must be 1-200"),
+        (["drive", "--fast", "--script", "takeoff"], "not a car command"),
+        (["fly", "--fast", "--battery", "8", "--script", "takeoff; land"], "takeoff refused"),
+    ],
+)
+def test_bad_input_gives_one_clear_line_and_non_zero_exit(capsys, argv, message):
+    code, _, err = run_cli(capsys, *argv)
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_console_script_runs_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "pilot.cli", "fly", "--script", "up 9999"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("edgepilot fly: script command 1: 'up 9999': distance must be 20-500 cm "
+                                   "(Tello SDK range), got 9999")
+
+
+def test_unknown_verb_and_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["teleport"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["fly", "--help"])
+    assert exc.value.code == 0
+    assert "--script" in capsys.readouterr().out
