@@ -100,6 +100,17 @@ class Frame:
         return int(self.image.shape[0])
 
 
+@dataclass(frozen=True, eq=False)
+class Seen:
+    """What perception published: the detections in one frame (captured at ``frame_t_s`` on the loop's clock)."""
+
+    frame_t_s: float
+    width: int
+    height: int
+    detections: tuple[Detection, ...] = ()
+    frame: Frame | None = None
+
+
 @dataclass(frozen=True)
 class Telemetry:
     """The vehicle's state. Position is relative to where it started (odometry for real vehicles)."""

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
 
+from pilot.behaviours import FollowConfig, FollowState, FollowTarget
 from pilot.clock import Clock, MonotonicClock
 from pilot.errors import CommandRejected, LinkLost, VehicleError
 from pilot.hal import Vehicle
 from pilot.loop import FixedRateLoop, LoopStats
-from pilot.messages import HOVER, Command, Event, Telemetry, Velocity
+from pilot.messages import HOVER, Command, Event, Seen, Telemetry, Velocity
 from pilot.safety import Supervisor
 
 log = logging.getLogger(__name__)
@@ -22,6 +26,35 @@ log = logging.getLogger(__name__)
 URGENT_VERBS = ("stop", "land", "emergency")
 #: How often a flying drone / a car gets a velocity set-point when nothing else is sent (proof of life).
 SETPOINT_PERIOD_S = 0.2
+
+
+class Mode(StrEnum):
+    """What the vehicle is doing, derived each tick from the vehicle's state and the pilot's plan."""
+
+    LANDED = "landed"        # drone on the ground / car standing with nothing to do
+    TAKING_OFF = "taking off"
+    HOVERING = "hovering"    # drone in the air holding position / car stopped, waiting for a command
+    MOVING = "moving"        # executing a discrete command
+    FOLLOWING = "following"
+    SEARCHING = "searching"  # following, target lost
+    LANDING = "landing"
+    EMERGENCY = "emergency"
+
+
+class LatestValue:
+    """A one-slot mailbox: writers replace, readers get the newest. Perception publishes here."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: Seen | None = None
+
+    def set(self, value: Seen | None) -> None:
+        with self._lock:
+            self._value = value
+
+    def get(self) -> Seen | None:
+        with self._lock:
+            return self._value
 
 
 @dataclass(frozen=True)
@@ -69,6 +102,9 @@ class Pilot:
         max_ticks: int | None = None,
         max_duration_s: float | None = None,
         on_record: Callable[[CommandRecord], None] | None = None,
+        perceive: Callable[[float], Seen | None] | None = None,
+        follow_config: FollowConfig | None = None,
+        out_dir: Path | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.name = name or vehicle.kind
@@ -77,6 +113,14 @@ class Pilot:
         self.supervisor = supervisor or Supervisor(vehicle.kind)
         self.max_duration_s = max_duration_s
         self.on_record = on_record
+        self.perceive = perceive
+        self.follow_config = follow_config
+        self.out_dir = out_dir
+        self.seen = LatestValue()
+        self.follow: FollowTarget | None = None
+        self.mode = Mode.LANDED
+        self._emergency = False
+        self._last_verb = ""
         self.inbox: queue.Queue[Command] = queue.Queue(maxsize=64)
         self._pending: deque[Command] = deque()
         self._script: deque[Command] = deque()
@@ -114,6 +158,10 @@ class Pilot:
 
     def _tick(self, t_s: float, now_s: float) -> bool:
         vehicle, supervisor = self.vehicle, self.supervisor
+        if self.perceive is not None:
+            seen = self.perceive(now_s)
+            if seen is not None:
+                self.seen.set(seen)
         telemetry = vehicle.telemetry()
         for event in vehicle.poll_events():
             self._event(t_s, event.type, event.detail)
@@ -146,14 +194,18 @@ class Pilot:
                     self._fail(t_s, "script_aborted", f"{command.text!r} {error}; the rest of the script is cancelled")
                     self._script.clear()
 
+        if self.follow is not None and not vehicle.busy():
+            self.send_velocity(self.follow.update(self.seen.get(), now_s), telemetry, now_s)
         self._keep_setpoint(telemetry, now_s)
+        self.mode = self._derive_mode(telemetry)
 
         if self.max_duration_s is not None and t_s >= self.max_duration_s:
             self._event(t_s, "timeout", f"run longer than {self.max_duration_s:g} s: ending")
             return False
         if self.result.failure and "link" in self.result.failure:
             return False
-        idle = not (self._script or self._pending or self._wait_until is not None or vehicle.busy())
+        idle = not (self._script or self._pending or self._wait_until is not None or vehicle.busy()
+                    or self.follow is not None)
         return not idle or self._stay_alive()
 
     def _keep_setpoint(self, telemetry: Telemetry, now_s: float) -> None:
@@ -175,7 +227,17 @@ class Pilot:
         it, else why not."""
         try:
             checked = self.supervisor.admit(command, telemetry)
-            self.vehicle.execute(checked)
+            if self.follow is not None and checked.verb not in ("photo", "speed"):
+                self.follow = None  # any other command, whoever says it, ends autonomy: voice wins
+            if checked.verb == "follow":
+                self._start_follow(checked, telemetry)
+            elif checked.verb == "photo":
+                self._photo(t_s)
+            else:
+                self.vehicle.execute(checked)
+                self._last_verb = checked.verb
+                if checked.verb == "emergency":
+                    self._emergency = True
         except CommandRejected as exc:
             self._record(t_s, command, f"rejected: {exc}")
             self._event(t_s, "command_rejected", str(exc))
@@ -189,12 +251,46 @@ class Pilot:
         self._record(t_s, command, "ok")
         return None
 
+    def _start_follow(self, command: Command, telemetry: Telemetry) -> None:
+        if self.vehicle.kind == "drone" and not telemetry.flying:
+            raise CommandRejected(f"{command.text!r} needs the drone in the air: take off first")
+        if self.perceive is None and self.seen.get() is None and self.follow_config is None:
+            raise CommandRejected(f"{command.text!r} needs a camera and perception (not available in this run)")
+        if self.vehicle.busy():
+            self.vehicle.execute(Command("stop", None, command.source))
+        self.follow = FollowTarget(str(command.arg), self.vehicle.kind, self.follow_config)
+
+    def _photo(self, t_s: float) -> None:
+        seen = self.seen.get()
+        if seen is None or seen.frame is None:
+            raise VehicleError("no camera frame to save")
+        import cv2  # only runs do photos; keep it out of the import path of plain script runs
+
+        folder = self.out_dir or Path(".")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"photo-{t_s:08.2f}s.jpg"
+        if not cv2.imwrite(str(path), seen.frame.image):
+            raise VehicleError(f"could not write {path}")
+        self._event(t_s, "photo", str(path))
+
+    def _derive_mode(self, telemetry: Telemetry) -> Mode:
+        if self._emergency:
+            return Mode.EMERGENCY
+        if self.vehicle.busy():
+            return {"takeoff": Mode.TAKING_OFF, "land": Mode.LANDING}.get(self._last_verb, Mode.MOVING)
+        if self.follow is not None:
+            return Mode.FOLLOWING if self.follow.state == FollowState.FOLLOWING else Mode.SEARCHING
+        if self.vehicle.kind == "drone" and not telemetry.flying:
+            return Mode.LANDED
+        return Mode.HOVERING
+
     def _cancel_plans(self, t_s: float, command: Command) -> None:
         if self._script or self._pending or self._wait_until is not None:
             self._event(t_s, "plan_cancelled", f"{command.text!r} from {command.source}: pending commands dropped")
         self._script.clear()
         self._pending.clear()
         self._wait_until = None
+        self.follow = None
 
     def _close(self, start_s: float) -> None:
         try:

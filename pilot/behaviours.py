@@ -1,0 +1,165 @@
+"""Behaviours: what the vehicle does on its own between commands.
+
+:class:`FollowTarget` is a visual servo: three PID loops on the target's box in the image (yaw to centre it, climb to
+hold its height in the frame, forward/back to hold its apparent size, i.e. the distance). When the target is lost it
+holds, then turns slowly towards where it was last seen, then hovers. It never chases a stale detection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pilot.messages import HOVER, Detection, Seen, Velocity
+
+
+@dataclass(frozen=True)
+class PIDGains:
+    kp: float
+    ki: float = 0.0
+    kd: float = 0.0
+    out_limit: float = 100.0
+    #: Errors smaller than this (in the error's units) count as zero: no hunting around the set-point.
+    dead_band: float = 0.0
+
+
+class PID:
+    """PID with output clamping, anti-windup (the integrator stops while the output saturates in its direction) and
+    derivative on measurement (no kick when the set-point jumps)."""
+
+    def __init__(self, gains: PIDGains) -> None:
+        self.gains = gains
+        self.reset()
+
+    def reset(self) -> None:
+        self._integral = 0.0
+        self._last_measurement: float | None = None
+
+    def update(self, setpoint: float, measurement: float, dt_s: float) -> float:
+        g = self.gains
+        error = setpoint - measurement
+        if abs(error) <= g.dead_band:
+            error = 0.0
+        derivative = 0.0
+        if self._last_measurement is not None and dt_s > 0:
+            derivative = -(measurement - self._last_measurement) / dt_s
+        self._last_measurement = measurement
+        unclamped = g.kp * error + g.ki * (self._integral + error * dt_s) + g.kd * derivative
+        output = max(-g.out_limit, min(g.out_limit, unclamped))
+        saturated_same_way = output != unclamped and (error > 0) == (unclamped > 0)
+        if not saturated_same_way and dt_s > 0:
+            self._integral += error * dt_s
+        return output
+
+
+class FollowState(StrEnum):
+    FOLLOWING = "following"
+    HOLDING = "holding"      # target just lost: stay put, it may come back
+    SEARCHING = "searching"  # turn slowly towards where it was last seen
+    LOST = "lost"            # gave up: hover
+
+
+@dataclass(frozen=True)
+class FollowConfig:
+    """Set-points are fractions of the image. Defaults suit a face seen by a Tello (82.6° FOV) at about 1.5 m."""
+
+    hfov_deg: float = 82.6
+    target_y_frac: float = 0.40     # keep the face a little above the centre of the image
+    target_size_frac: float = 0.12  # face box width / image width: about 1.5 m for an adult face and the Tello
+    stale_s: float = 1.0            # a detection older than this is never chased
+    hold_s: float = 1.0
+    search_s: float = 8.0
+    search_yaw_deg_s: float = 20.0
+    yaw: PIDGains = PIDGains(kp=90.0, ki=10.0, kd=8.0, out_limit=60.0, dead_band=0.03)
+    climb: PIDGains = PIDGains(kp=60.0, ki=5.0, kd=4.0, out_limit=40.0, dead_band=0.05)
+    approach: PIDGains = PIDGains(kp=300.0, ki=20.0, kd=0.0, out_limit=40.0, dead_band=0.01)
+
+
+class FollowTarget:
+    """Follow ``"me"`` (the largest face, else the largest person) or one enrolled person by name."""
+
+    def __init__(self, who: str, kind: str = "drone", config: FollowConfig | None = None,
+                 labels: tuple[str, ...] = ("face", "person")) -> None:
+        self.who = who
+        self.kind = kind
+        self.config = config or FollowConfig()
+        self.labels = labels
+        self.state = FollowState.HOLDING
+        self.track: int | None = None
+        self._yaw, self._climb, self._approach = (PID(g) for g in (self.config.yaw, self.config.climb,
+                                                                   self.config.approach))
+        self._last_seen_s: float | None = None
+        self._last_side = 1.0  # +1: target was last seen left of centre (turn CCW to find it)
+        self._last_now_s: float | None = None
+        self._yaw_cmd_deg_s = 0.0
+        #: The chosen target's box and its centre error (px), for the demo's tracking statistics.
+        self.last_target: Detection | None = None
+        self.last_error_px: float | None = None
+
+    def choose(self, detections: tuple[Detection, ...]) -> Detection | None:
+        """The detection to follow: the same track as before if it is still there, else the best candidate."""
+        for label in self.labels:
+            candidates = [d for d in detections if d.label == label]
+            if self.who != "me":
+                candidates = [d for d in candidates if d.name == self.who]
+            if not candidates:
+                continue
+            same = [d for d in candidates if self.track is not None and d.track == self.track]
+            return same[0] if same else max(candidates, key=lambda d: d.area)
+        return None
+
+    def update(self, seen: Seen | None, now_s: float) -> Velocity:
+        cfg = self.config
+        dt = 0.0 if self._last_now_s is None else max(0.0, now_s - self._last_now_s)
+        self._last_now_s = now_s
+        target = None
+        if seen is not None and now_s - seen.frame_t_s <= cfg.stale_s:
+            target = self.choose(seen.detections)
+        self.last_target = target
+        if target is None:
+            self.last_error_px = None
+            return self._lost(now_s)
+
+        self.state = FollowState.FOLLOWING
+        self.track = target.track
+        self._last_seen_s = now_s
+        cx, cy = target.center
+        # Frame age compensation: while the frame travelled, we kept turning; the target has moved in the image by
+        # the angle we turned. Shift it to where it should be now.
+        age_s = max(0.0, now_s - seen.frame_t_s)
+        px_per_deg = seen.width / cfg.hfov_deg
+        cx_now = cx + self._yaw_cmd_deg_s * age_s * px_per_deg
+        half_w = seen.width / 2.0
+        x_err = (cx_now - half_w) / half_w  # +1: at the right edge
+        self.last_error_px = cx - half_w
+        self._last_side = -1.0 if x_err > 0 else 1.0
+        # Target right of centre (x_err > 0) -> turn clockwise (negative yaw rate in REP-103).
+        yaw = self._yaw.update(0.0, x_err, dt)
+        size = (target.box[2] - target.box[0]) / seen.width
+        forward = self._approach.update(cfg.target_size_frac, size, dt)
+        climb = 0.0
+        if self.kind == "drone":
+            y_err = cy / seen.height - cfg.target_y_frac  # +: target below the set-point -> go down
+            climb = self._climb.update(0.0, y_err, dt)
+        self._yaw_cmd_deg_s = yaw
+        return Velocity(vx_cm_s=forward, vz_cm_s=climb, yaw_rate_deg_s=yaw)
+
+    def _lost(self, now_s: float) -> Velocity:
+        cfg = self.config
+        for pid in (self._yaw, self._climb, self._approach):
+            pid.reset()
+        self._yaw_cmd_deg_s = 0.0
+        since = math.inf if self._last_seen_s is None else now_s - self._last_seen_s
+        if self._last_seen_s is None and self.state == FollowState.HOLDING:
+            self._last_seen_s = now_s  # never seen yet: start the clock now
+            since = 0.0
+        if since < cfg.hold_s:
+            self.state = FollowState.HOLDING
+            return HOVER
+        if since < cfg.hold_s + cfg.search_s:
+            self.state = FollowState.SEARCHING
+            self._yaw_cmd_deg_s = self._last_side * cfg.search_yaw_deg_s
+            return Velocity(yaw_rate_deg_s=self._yaw_cmd_deg_s)
+        self.state = FollowState.LOST
+        return HOVER
