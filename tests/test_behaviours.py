@@ -92,7 +92,7 @@ def test_frame_age_compensation_uses_the_turn_made_since_the_frame():
     for follow in (fresh, late):
         follow.update(seen(0.0, face(500, 190, 70)), 0.0)  # both now turning clockwise
     v_fresh = fresh.update(seen(0.1, face(500, 190, 70)), 0.1)
-    v_late = late.update(seen(-0.4, face(500, 190, 70)), 0.1)  # same picture, but 0.5 s old
+    v_late = late.update(seen(-0.2, face(500, 190, 70)), 0.1)  # same picture, but 0.3 s old
     # The old frame showed the target further right than it is now: turn less hard.
     assert v_fresh.yaw_rate_deg_s < v_late.yaw_rate_deg_s < 0
 
