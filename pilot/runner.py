@@ -117,6 +117,8 @@ class Pilot:
         self.follow_config = follow_config
         self.out_dir = out_dir
         self.seen = LatestValue()
+        self._manual: tuple[Velocity, float] | None = None  # (velocity, until monotonic s) from the keyboard
+        self._manual_lock = threading.Lock()
         self.follow: FollowTarget | None = None
         self.mode = Mode.LANDED
         self._emergency = False
@@ -136,6 +138,21 @@ class Pilot:
             self.inbox.put_nowait(command)
         except queue.Full:
             log.warning("command inbox full: dropped %s from %s", command.text, command.source)
+
+    def manual_velocity(self, velocity: Velocity, pulse_s: float = 0.4) -> None:
+        """A velocity pulse from the keyboard (thread-safe). It overrides autonomy and ends any follow."""
+        with self._manual_lock:
+            self._manual = (velocity, self.clock.now() + pulse_s)
+
+    def _take_manual(self, now_s: float) -> Velocity | None:
+        with self._manual_lock:
+            if self._manual is None:
+                return None
+            velocity, until = self._manual
+            if now_s > until:
+                self._manual = None
+                return HOVER  # the key was released: stop once, then back to normal
+            return velocity
 
     # -- the loop ---------------------------------------------------------------------------------------------------
     def run(self, script: Iterable[Command] = (), stay_alive: Callable[[], bool] | None = None) -> RunResult:
@@ -194,7 +211,13 @@ class Pilot:
                     self._fail(t_s, "script_aborted", f"{command.text!r} {error}; the rest of the script is cancelled")
                     self._script.clear()
 
-        if self.follow is not None and not vehicle.busy():
+        manual = self._take_manual(now_s)
+        if manual is not None and not vehicle.busy():
+            if self.follow is not None:
+                self._event(t_s, "manual_override", "keyboard took over: following ended")
+                self.follow = None
+            self.send_velocity(manual, telemetry, now_s)
+        elif self.follow is not None and not vehicle.busy():
             self.send_velocity(self.follow.update(self.seen.get(), now_s), telemetry, now_s)
         self._keep_setpoint(telemetry, now_s)
         self.mode = self._derive_mode(telemetry)
@@ -205,7 +228,7 @@ class Pilot:
         if self.result.failure and "link" in self.result.failure:
             return False
         idle = not (self._script or self._pending or self._wait_until is not None or vehicle.busy()
-                    or self.follow is not None)
+                    or self.follow is not None or self._manual is not None)
         return not idle or self._stay_alive()
 
     def _keep_setpoint(self, telemetry: Telemetry, now_s: float) -> None:
