@@ -8,6 +8,7 @@ expect. picamera2 and cv2 are imported inside the classes, so importing this mod
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -26,6 +27,11 @@ PICAMERA2_MISSING = (
     "picamera2 is not importable here ({reason}). On Raspberry Pi OS: sudo apt install python3-picamera2, and run "
     "edgepilot from a venv created with --system-site-packages (python3 -m venv --system-site-packages ~/edgepilot-venv) "
     "so the venv sees it; pip cannot install libcamera"
+)
+#: apt's simplejpeg (imported by picamera2) is built for Debian's numpy 1.x; a venv with numpy 2 breaks it.
+SIMPLEJPEG_NUMPY_MISMATCH = (
+    "picamera2 cannot load with this venv's numpy {numpy} ({reason}): apt's simplejpeg was built for numpy 1. "
+    "Fix inside the venv: pip install --no-deps --force-reinstall simplejpeg"
 )
 
 
@@ -144,10 +150,7 @@ class PiCamera:
 
     def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0, camera_num: int = 0,
                  rotate_180: bool = False, swap_red_blue: bool = False, clock: Clock | None = None) -> None:
-        try:
-            from picamera2 import Picamera2
-        except ImportError as exc:  # includes "No module named 'libcamera'" from a pip-installed picamera2
-            raise InputError(PICAMERA2_MISSING.format(reason=exc)) from None
+        Picamera2 = _import_picamera2()
         try:
             camera = Picamera2(camera_num)
         except Exception as exc:  # IndexError when no camera, RuntimeError when busy
@@ -196,12 +199,22 @@ class PiCamera:
             self._camera.close()
 
 
-def picamera2_available() -> bool:
+def _import_picamera2() -> type:
     try:
-        import picamera2  # noqa: F401
-    except ImportError:
+        from picamera2 import Picamera2
+    except ImportError as exc:  # includes "No module named 'libcamera'" from a pip-installed picamera2
+        raise InputError(PICAMERA2_MISSING.format(reason=exc)) from None
+    except ValueError as exc:  # "numpy.dtype size changed, may indicate binary incompatibility"
+        raise InputError(SIMPLEJPEG_NUMPY_MISMATCH.format(numpy=np.__version__, reason=exc)) from None
+    return Picamera2
+
+
+def picamera2_installed() -> bool:
+    """Whether picamera2 is there to try (found, not imported: if it is broken, PiCamera says why)."""
+    try:
+        return importlib.util.find_spec("picamera2") is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 def open_camera(source: str | int = "auto", width: int = 640, height: int = 480, fps: float = 30.0,
@@ -209,7 +222,7 @@ def open_camera(source: str | int = "auto", width: int = 640, height: int = 480,
     """``"pi"``: the Pi camera; a number: that webcam; a path: a video file; ``"auto"``: the Pi camera when
     picamera2 is installed, else webcam 0."""
     if source == "auto":
-        source = "pi" if picamera2_available() else 0
+        source = "pi" if picamera2_installed() else 0
     if source == "pi":
         return PiCamera(width=width, height=height, fps=fps, clock=clock)
     if isinstance(source, str) and source.strip().isdigit():

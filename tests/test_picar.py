@@ -321,6 +321,18 @@ def test_pi_camera_without_picamera2_names_the_apt_package_and_the_venv_flag(mon
     assert "--system-site-packages" in str(error.value)
 
 
+def test_pi_camera_with_numpy_2_against_apt_simplejpeg_says_how_to_fix_it(monkeypatch, tmp_path):
+    package = tmp_path / "picamera2"
+    package.mkdir()
+    # What apt's picamera2 raises in a venv with numpy 2 (its simplejpeg was built against numpy 1).
+    (package / "__init__.py").write_text("raise ValueError('numpy.dtype size changed, may indicate binary "
+                                         "incompatibility. Expected 96 from C header, got 88 from PyObject')\n")
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(InputError, match="pip install --no-deps --force-reinstall simplejpeg"):
+        open_camera("auto")  # found, so auto picks the Pi camera and reports why it cannot load
+
+
 class _StandInPicamera2:
     """Only what PiCamera calls, recording it: stands in for picamera2, which exists only on Raspberry Pi OS."""
 
