@@ -205,14 +205,19 @@ class PiCar:
         with self._cond:
             if self.closed:
                 return
-            self._advance()
+            self.closed = True
+            self._cond.notify_all()
+            # Never raise half-way: closing the gpiozero devices below also drives the pins low.
+            try:
+                self._advance()  # first, so a move that ended before now is accounted as ended
+            except Exception:
+                log.exception("could not bring the car up to date while closing")
             self._action = None
             self._setpoint = HOVER
             try:
                 self._drive(0.0, 0.0)
-            finally:
-                self.closed = True
-                self._cond.notify_all()
+            except Exception:
+                log.exception("could not stop the motors cleanly; releasing the pins anyway")
         if self._deadline_thread is not None:
             self._deadline_thread.join(timeout=2.0)
         for part in (self.robot, self._owned_factory, self.camera):

@@ -189,8 +189,10 @@ def test_phase_enable_driver_sets_direction_and_pwm_pins(factory, clock):
 def test_close_twice_stops_motors_releases_pins_and_leaves_gpiozero_global_alone(factory, clock):
     car = make_picar(clock=clock, pin_factory=factory)
     car.execute(Command("forward", 100))
+    clock.advance(5)  # the move ended at 2 s; nobody looked until close()
     car.close()
     car.close()
+    assert car.telemetry().x_cm == pytest.approx(100.0)
     assert all(level(factory, pin) == 0 for pin in ALL_PINS)
     assert history(factory, LEFT_FWD)[-1] == 0.0
     with pytest.raises(VehicleError, match="closed"):
