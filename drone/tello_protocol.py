@@ -1,0 +1,125 @@
+"""The Tello SDK 2.0 wire format, shared by the real backend (drone/tello.py) and the emulator (sim/tello_emulator.py).
+
+Pure functions, no sockets and no djitellopy import, so both sides agree on one definition and the fuzz tests can
+hammer them directly.
+
+Frames: edgepilot uses ROS REP-103 (x forward, y left, z up, yaw counter-clockwise positive). The Tello reports in
+its own aircraft frame: ``vgx`` forward, ``vgy`` right, ``vgz`` down (decimetres per second), ``yaw`` clockwise
+positive in degrees. ``rc a b c d`` takes left/right, forward/back, up/down, yaw, each -100..100.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pilot.messages import Velocity
+
+CONTROL_PORT = 8889
+STATE_PORT = 8890
+VIDEO_PORT = 11111
+DEFAULT_HOST = "192.168.10.1"
+#: The Tello splits its H.264 stream into datagrams of at most this many bytes.
+VIDEO_DATAGRAM_BYTES = 1460
+#: rc stick value 100 means this speed. The Tello documents no unit for rc; we define one so that the backend and the
+#: emulator agree, and the supervisor's clamps (100 cm/s, 100 deg/s) map onto the full stick range.
+RC_FULL_SCALE_CM_S = 100.0
+RC_FULL_SCALE_DEG_S = 100.0
+#: State fields in the order the drone sends them.
+STATE_FIELDS = ("pitch", "roll", "yaw", "vgx", "vgy", "vgz", "templ", "temph", "tof", "h", "bat", "baro", "time",
+                "agx", "agy", "agz")
+
+
+def _stick(value: float, full_scale: float) -> int:
+    if not math.isfinite(value):
+        return 0  # a NaN must never become full stick
+    return max(-100, min(100, round(value / full_scale * 100.0)))
+
+
+def velocity_to_rc(velocity: Velocity) -> tuple[int, int, int, int]:
+    """REP-103 velocity -> rc (left/right, forward/back, up/down, yaw), right and clockwise positive."""
+    return (_stick(-velocity.vy_cm_s, RC_FULL_SCALE_CM_S), _stick(velocity.vx_cm_s, RC_FULL_SCALE_CM_S),
+            _stick(velocity.vz_cm_s, RC_FULL_SCALE_CM_S), _stick(-velocity.yaw_rate_deg_s, RC_FULL_SCALE_DEG_S))
+
+
+def rc_to_velocity(a: int, b: int, c: int, d: int) -> Velocity:
+    """The inverse of :func:`velocity_to_rc` (what the emulated drone does with a stick command)."""
+    return Velocity(vx_cm_s=b * RC_FULL_SCALE_CM_S / 100.0, vy_cm_s=-a * RC_FULL_SCALE_CM_S / 100.0,
+                    vz_cm_s=c * RC_FULL_SCALE_CM_S / 100.0, yaw_rate_deg_s=-d * RC_FULL_SCALE_DEG_S / 100.0)
+
+
+def format_state(values: dict[str, float]) -> bytes:
+    """One state datagram exactly as the drone sends it: ``pitch:0;roll:0;...;agz:-1000.00;\\r\\n``."""
+    parts = []
+    for key in STATE_FIELDS:
+        value = values.get(key, 0)
+        if key in ("baro", "agx", "agy", "agz"):
+            parts.append(f"{key}:{float(value):.2f}")
+        else:
+            parts.append(f"{key}:{int(round(value))}")
+    return (";".join(parts) + ";\r\n").encode("ascii")
+
+
+def parse_state(data: bytes | str) -> dict[str, float]:
+    """Parse a state datagram into numbers; anything malformed is skipped, never raised."""
+    text = data.decode("ascii", "replace") if isinstance(data, bytes | bytearray) else str(data)
+    state: dict[str, float] = {}
+    for field in text.strip().split(";"):
+        key, sep, raw = field.partition(":")
+        if not sep:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            state[key.strip()] = value
+    return state
+
+
+def number(state: dict, key: str, default: float | None = None) -> float | None:
+    """A finite number from a parsed state dict (djitellopy's or ours), else ``default``."""
+    value = state.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value) if math.isfinite(value) else default
+
+
+def body_velocity_cm_s(state: dict) -> tuple[float, float, float]:
+    """(forward, left, up) body velocity in cm/s from a state dict's vgx/vgy/vgz (dm/s, forward/right/down)."""
+    vgx = number(state, "vgx", 0.0) or 0.0
+    vgy = number(state, "vgy", 0.0) or 0.0
+    vgz = number(state, "vgz", 0.0) or 0.0
+    return vgx * 10.0, -vgy * 10.0, -vgz * 10.0
+
+
+def yaw_rep103_deg(state: dict) -> float | None:
+    """The state's yaw (clockwise positive) as REP-103 yaw (counter-clockwise positive)."""
+    yaw = number(state, "yaw")
+    return None if yaw is None else -yaw
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One datagram the drone sent back on the control port."""
+
+    kind: str  # "ok", "error", "forced_stop", "value"
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.kind in ("ok", "value")
+
+
+def parse_reply(data: bytes) -> Reply:
+    """Classify a reply. Matches exactly: djitellopy's ``'ok' in response`` would take "unknown command: look" for
+    success."""
+    text = data.decode("utf-8", "replace").strip().strip("\x00").strip()
+    low = text.lower()
+    if low == "ok":
+        return Reply("ok", text)
+    if low == "forced stop":
+        return Reply("forced_stop", text)
+    if not text or low.startswith(("error", "unknown command", "out of range", "false")) or "\ufffd" in text:
+        return Reply("error", text or "empty reply")
+    return Reply("value", text)
