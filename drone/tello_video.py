@@ -1,0 +1,85 @@
+"""The Tello's video as a :class:`pilot.hal.Camera`: H.264 from UDP 11111 decoded with PyAV on its own thread, latest
+frame only, each frame stamped with the time it was decoded so its age is known.
+
+Why not djitellopy's ``BackgroundFrameRead``: it converts through PIL to RGB (our frames are BGR), stamps nothing
+(frame age unknown), and its thread can only stop after one more frame arrives, so a frozen stream hangs shutdown.
+The stream URL still comes from djitellopy (:meth:`Tello.get_udp_video_address`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pilot.clock import Clock, MonotonicClock
+from pilot.messages import Frame
+
+log = logging.getLogger(__name__)
+
+
+class TelloCamera:
+    def __init__(self, url: str = "udp://@0.0.0.0:11111", clock: Clock | None = None,
+                 read_timeout_s: float = 1.0) -> None:
+        self.url = url
+        self.clock = clock or MonotonicClock()
+        self.read_timeout_s = read_timeout_s
+        self.frames_decoded = 0
+        self.stalls = 0  # times the stream went quiet for read_timeout_s (frozen video, Wi-Fi trouble)
+        self._latest: Frame | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tello-video", daemon=True)
+        self._thread.start()
+
+    def read(self) -> Frame | None:
+        with self._lock:
+            return self._latest
+
+    def frame_age_s(self) -> float | None:
+        """Seconds since the newest frame was decoded, or None before the first one."""
+        latest = self.read()
+        return None if latest is None else self.clock.now() - latest.t_s
+
+    def wait_first_frame(self, timeout_s: float) -> bool:
+        deadline = self.clock.now() + timeout_s
+        while self.read() is None and self.clock.now() < deadline and self._thread.is_alive():
+            self._stop.wait(0.05)
+        return self.read() is not None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.read_timeout_s + 3.0)
+        if self._thread.is_alive():
+            log.warning("the video thread did not stop within %.1f s", self.read_timeout_s + 3.0)
+
+    def _run(self) -> None:
+        import av  # PyAV only when video is on
+
+        while not self._stop.is_set():
+            try:
+                container = av.open(self.url, format="h264", timeout=(self.read_timeout_s, self.read_timeout_s),
+                                    options={"fflags": "nobuffer", "flags": "low_delay", "probesize": "32768",
+                                             "analyzeduration": "0"})
+            except (av.FFmpegError, OSError) as exc:
+                self.stalls += 1
+                log.debug("video: no stream yet (%s)", exc)
+                self._stop.wait(0.2)  # e.g. the port is taken: do not spin
+                continue
+            try:
+                stream = container.streams.video[0]
+                stream.thread_type = "SLICE"  # frame threading would hold frames back: latency
+                for frame in container.decode(stream):
+                    image = frame.to_ndarray(format="bgr24")  # BGR, like every other Frame in edgepilot
+                    self.frames_decoded += 1
+                    with self._lock:
+                        self._latest = Frame(image, self.clock.now(), self.frames_decoded, "tello")
+                    if self._stop.is_set():
+                        break
+                else:
+                    self.stalls += 1
+            except (av.FFmpegError, OSError, ValueError) as exc:
+                # A read timeout (frozen stream) or a corrupt packet: reopen and resync at the next key frame.
+                self.stalls += 1
+                log.debug("video: stream interrupted (%s); reopening", exc)
+            finally:
+                container.close()
