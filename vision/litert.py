@@ -1,0 +1,74 @@
+"""Loading .tflite models: LiteRT (``ai-edge-litert``), falling back to the older ``tflite_runtime`` on Pi images
+that still ship it. XNNPACK is the default CPU delegate of both, so ``num_threads`` sets how many cores it uses."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pilot.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+#: The bundled models; ``$EDGEPILOT_MODELS`` points elsewhere (e.g. a wheel install without the repo).
+MODELS_DIR = Path(os.environ.get("EDGEPILOT_MODELS") or Path(__file__).resolve().parents[1] / "models")
+
+
+def model_path(name: str) -> Path:
+    """A bundled model by file name, with a clear error naming the fix when it is missing."""
+    path = MODELS_DIR / name
+    if not path.is_file():
+        raise ModelError(f"model {path} is missing; restore it with: python scripts/extract_models.py")
+    return path
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ModelError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime on an old Pi)") from None
+    return Interpreter
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++ straight to file descriptor 2,
+    which would break the CLI's one-clear-line promise; failures still surface as Python exceptions."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_interpreter(path: str | Path, threads: int = 1) -> Any:
+    """An allocated interpreter for ``path`` running on ``threads`` cores; :class:`ModelError` if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found")
+    interpreter_class = _interpreter_class()
+    try:
+        with _native_stderr_silenced():
+            interpreter = interpreter_class(model_path=str(path), num_threads=max(1, int(threads)))
+            interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path.name} is not a usable .tflite model: {exc}") from exc
+    log.debug("loaded %s on %d thread(s)", path.name, threads)
+    return interpreter
