@@ -116,5 +116,5 @@ class SsdDetector:
                 continue
             box = (float(np.clip(x1, 0, 1) * w), float(np.clip(y1, 0, 1) * h),
                    float(np.clip(x2, 0, 1) * w), float(np.clip(y2, 0, 1) * h))
-            out.append(Detection(label, round(float(score), 4), tuple(round(v, 1) for v in box)))
+            out.append(Detection(label, float(score), box))
         return out

@@ -44,8 +44,9 @@ class Track:
 @dataclass(frozen=True)
 class TrackerConfig:
     iou_threshold: float = 0.2
-    #: Match by centres closer than this fraction of the track's size when boxes do not overlap enough.
-    centre_gate: float = 0.6
+    #: Match by centres closer than this many track sizes when boxes do not overlap enough (a fast object before
+    #: its velocity is known; nearer pairs are matched first, so neighbours are not stolen).
+    centre_gate: float = 1.5
     max_missed_s: float = 1.0
     #: Weight of the new measurement in the box (the rest is the prediction): lower is smoother, higher follows faster.
     box_gain: float = 0.7
@@ -98,8 +99,10 @@ class Tracker:
         ratio = np.maximum(sizes_t[:, None], 1e-6) / np.maximum(sizes_d[None], 1e-6)
         near = (dist < cfg.centre_gate * sizes_t[:, None]) & (ratio > 0.5) & (ratio < 2.0)
         same_label = np.array([[t.label == lab for lab in labels] for t in self.tracks])
-        # Score: IoU when it passes, else a smaller value for a near centre; pairs failing both are impossible.
-        score = np.where(iou >= cfg.iou_threshold, 1.0 + iou, np.where(near, 1.0 - dist / (sizes_t[:, None] + 1e-6), 0))
+        # Score: 1 + IoU when it passes; else, for a near centre, a value in (0, 1) that falls with distance;
+        # 0 (impossible) otherwise. Overlapping pairs always win over merely near ones.
+        closeness = 1.0 / (1.0 + dist / (sizes_t[:, None] + 1e-6))
+        score = np.where(iou >= cfg.iou_threshold, 1.0 + iou, np.where(near, closeness, 0.0))
         score = np.where(same_label, score, 0)
         assigned: dict[int, Track] = {}
         used_tracks: set[int] = set()
