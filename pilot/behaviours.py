@@ -10,8 +10,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from pilot.messages import HOVER, Detection, Seen, Velocity
+
+
+class Behaviour(Protocol):
+    """Something that drives the vehicle between commands from what perception sees."""
+
+    @property
+    def state(self) -> str:
+        """What it is doing, in words (for events and the HUD)."""
+
+    @property
+    def mode(self) -> str:
+        """The pilot's mode it puts the vehicle in: one of :class:`pilot.runner.Mode`'s values."""
+
+    def update(self, seen: Seen | None, now_s: float) -> Velocity:
+        """The velocity set-point for this tick."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,10 @@ class FollowTarget:
         #: The chosen target's box and its centre error (px), for the demo's tracking statistics.
         self.last_target: Detection | None = None
         self.last_error_px: float | None = None
+
+    @property
+    def mode(self) -> str:
+        return "following" if self.state == FollowState.FOLLOWING else "searching"
 
     def choose(self, detections: tuple[Detection, ...]) -> Detection | None:
         """The detection to follow: the same track as before if it is still there, else the best candidate."""

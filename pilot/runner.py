@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from pilot.behaviours import FollowConfig, FollowState, FollowTarget
+from pilot.behaviours import Behaviour, FollowConfig, FollowTarget
 from pilot.clock import Clock, MonotonicClock
 from pilot.errors import CommandRejected, LinkLost, VehicleError
 from pilot.hal import Vehicle
@@ -37,6 +37,8 @@ class Mode(StrEnum):
     MOVING = "moving"        # executing a discrete command
     FOLLOWING = "following"
     SEARCHING = "searching"  # following, target lost
+    DRIVING = "driving"      # car: following the lane
+    BLOCKED = "blocked"      # car: stopped for a person or an obstacle in its path
     LANDING = "landing"
     EMERGENCY = "emergency"
 
@@ -104,6 +106,7 @@ class Pilot:
         on_record: Callable[[CommandRecord], None] | None = None,
         perceive: Callable[[float], Seen | None] | None = None,
         follow_config: FollowConfig | None = None,
+        behaviour: Behaviour | None = None,
         out_dir: Path | None = None,
     ) -> None:
         self.vehicle = vehicle
@@ -119,7 +122,8 @@ class Pilot:
         self.seen = LatestValue()
         self._manual: tuple[Velocity, float] | None = None  # (velocity, until monotonic s) from the keyboard
         self._manual_lock = threading.Lock()
-        self.follow: FollowTarget | None = None
+        #: What drives the vehicle between commands (follow a person, follow the lane), if anything.
+        self.behaviour: Behaviour | None = behaviour
         self.mode = Mode.LANDED
         self._emergency = False
         self._last_verb = ""
@@ -140,7 +144,7 @@ class Pilot:
             log.warning("command inbox full: dropped %s from %s", command.text, command.source)
 
     def manual_velocity(self, velocity: Velocity, pulse_s: float = 0.4) -> None:
-        """A velocity pulse from the keyboard (thread-safe). It overrides autonomy and ends any follow."""
+        """A velocity pulse from the keyboard (thread-safe). It overrides autonomy and ends any behaviour."""
         with self._manual_lock:
             self._manual = (velocity, self.clock.now() + pulse_s)
 
@@ -213,12 +217,12 @@ class Pilot:
 
         manual = self._take_manual(now_s)
         if manual is not None and not vehicle.busy():
-            if self.follow is not None:
-                self._event(t_s, "manual_override", "keyboard took over: following ended")
-                self.follow = None
+            if self.behaviour is not None:
+                self._event(t_s, "manual_override", f"keyboard took over: {self.behaviour.state} ended")
+                self.behaviour = None
             self.send_velocity(manual, telemetry, now_s)
-        elif self.follow is not None and not vehicle.busy():
-            self.send_velocity(self.follow.update(self.seen.get(), now_s), telemetry, now_s)
+        elif self.behaviour is not None and not vehicle.busy():
+            self.send_velocity(self.behaviour.update(self.seen.get(), now_s), telemetry, now_s)
         self._keep_setpoint(telemetry, now_s)
         self.mode = self._derive_mode(telemetry)
 
@@ -228,7 +232,7 @@ class Pilot:
         if self.result.failure and "link" in self.result.failure:
             return False
         idle = not (self._script or self._pending or self._wait_until is not None or vehicle.busy()
-                    or self.follow is not None or self._manual is not None)
+                    or self.behaviour is not None or self._manual is not None)
         return not idle or self._stay_alive()
 
     def _keep_setpoint(self, telemetry: Telemetry, now_s: float) -> None:
@@ -250,8 +254,8 @@ class Pilot:
         it, else why not."""
         try:
             checked = self.supervisor.admit(command, telemetry)
-            if self.follow is not None and checked.verb not in ("photo", "speed"):
-                self.follow = None  # any other command, whoever says it, ends autonomy: voice wins
+            if self.behaviour is not None and checked.verb not in ("photo", "speed"):
+                self.behaviour = None  # any other command, whoever says it, ends autonomy: voice wins
             if checked.verb == "follow":
                 self._start_follow(checked, telemetry)
             elif checked.verb == "photo":
@@ -281,7 +285,7 @@ class Pilot:
             raise CommandRejected(f"{command.text!r} needs a camera and perception (not available in this run)")
         if self.vehicle.busy():
             self.vehicle.execute(Command("stop", None, command.source))
-        self.follow = FollowTarget(str(command.arg), self.vehicle.kind, self.follow_config)
+        self.behaviour = FollowTarget(str(command.arg), self.vehicle.kind, self.follow_config)
 
     def _photo(self, t_s: float) -> None:
         seen = self.seen.get()
@@ -301,8 +305,8 @@ class Pilot:
             return Mode.EMERGENCY
         if self.vehicle.busy():
             return {"takeoff": Mode.TAKING_OFF, "land": Mode.LANDING}.get(self._last_verb, Mode.MOVING)
-        if self.follow is not None:
-            return Mode.FOLLOWING if self.follow.state == FollowState.FOLLOWING else Mode.SEARCHING
+        if self.behaviour is not None:
+            return Mode(self.behaviour.mode)
         if self.vehicle.kind == "drone" and not telemetry.flying:
             return Mode.LANDED
         return Mode.HOVERING
@@ -313,7 +317,7 @@ class Pilot:
         self._script.clear()
         self._pending.clear()
         self._wait_until = None
-        self.follow = None
+        self.behaviour = None
 
     def _close(self, start_s: float) -> None:
         try:

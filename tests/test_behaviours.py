@@ -183,4 +183,4 @@ def test_stop_during_follow_hovers_within_one_tick():
     pilot, result, _ = run_follow("takeoff; up 80; follow me", stop_at_s=stop_t, seconds=14.0)
     stop = next(c for c in result.commands if c.command == "stop")
     assert stop.source == "voice" and stop.t_s <= stop_t + 1 / clock_hz + 1e-6
-    assert pilot.follow is None and pilot.mode == Mode.HOVERING
+    assert pilot.behaviour is None and pilot.mode == Mode.HOVERING

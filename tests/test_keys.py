@@ -56,6 +56,6 @@ def test_keyboard_overrides_follow_and_stops_when_released():
     pilot._tick = tick
     result = pilot.run(parse_script("takeoff; follow me"))
     assert "manual_override" in [e.type for e in result.events]
-    assert pilot.follow is None
+    assert pilot.behaviour is None
     # 0.4 s at 40 cm/s, then stopped: about 16 cm forward (the way it faced after searching), not more.
     assert 12 <= math.hypot(result.final.x_cm, result.final.y_cm) <= 20

@@ -1,0 +1,236 @@
+"""Classical lane following: bird's-eye view, lane-line mask, centre-line fit, pure-pursuit steering, and a stop
+for anything standing in the lane ahead.
+
+The camera model (mount height and pitch) gives the ground homography, so the bird's-eye image is in centimetres:
+one pixel is :attr:`LaneConfig.cm_per_px` on the ground, rows are distance ahead, columns lateral offset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pilot.geometry import CameraModel
+from pilot.messages import Detection, Seen, Velocity
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    near_cm: float = 25.0          # closest ground distance in the bird's-eye view
+    far_cm: float = 110.0          # furthest
+    side_cm: float = 60.0          # half the width of the view
+    cm_per_px: float = 1.0
+    half_width_cm: float = 17.5    # from the lane centre to the middle of each line
+    lookahead_cm: float = 55.0
+    cruise_cm_s: float = 30.0
+    max_yaw_deg_s: float = 90.0
+    min_line_px: int = 20          # line pixels a row band needs to count
+    obstacle_zone_cm: tuple[float, float] = (25.0, 60.0)  # stop for anything standing in the lane this close
+    obstacle_fraction: float = 0.12
+    corridor_margin_cm: float = 5.0  # watch this much beyond each line: someone at the kerb is about to step in
+
+
+@dataclass(frozen=True)
+class LaneEstimate:
+    found: bool
+    offset_cm: float = 0.0      # lane centre relative to the car at the lookahead: + is left
+    heading_deg: float = 0.0    # lane direction relative to the car: + is turning left
+    obstacle: bool = False
+    confidence: float = 0.0     # fraction of row bands where a line was seen
+
+
+class LaneDetector:
+    def __init__(self, camera: CameraModel, config: LaneConfig | None = None) -> None:
+        self.camera = camera
+        self.config = config or LaneConfig()
+        cfg = self.config
+        self.view_w = int(round(2 * cfg.side_cm / cfg.cm_per_px))
+        self.view_h = int(round((cfg.far_cm - cfg.near_cm) / cfg.cm_per_px))
+        # Bird's-eye pixel (col, row) -> ground (x ahead, y left): row 0 is far, col 0 is the left edge.
+        view_to_ground = np.array([
+            [0.0, -cfg.cm_per_px, cfg.far_cm],
+            [-cfg.cm_per_px, 0.0, cfg.side_cm],
+            [0.0, 0.0, 1.0],
+        ])
+        self.view_to_image = camera.ground_to_image() @ view_to_ground
+
+    def birds_eye(self, image: np.ndarray) -> np.ndarray:
+        return cv2.warpPerspective(image, self.view_to_image, (self.view_w, self.view_h),
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+
+    @staticmethod
+    def line_mask(view: np.ndarray) -> np.ndarray:
+        """White and yellow paint on dark asphalt."""
+        hsv = cv2.cvtColor(view, cv2.COLOR_BGR2HSV)
+        white = (hsv[..., 2] > 170) & (hsv[..., 1] < 70)
+        yellow = (hsv[..., 0] >= 15) & (hsv[..., 0] <= 40) & (hsv[..., 1] > 90) & (hsv[..., 2] > 120)
+        return white | yellow
+
+    def estimate(self, image: np.ndarray) -> LaneEstimate:
+        cfg = self.config
+        view = self.birds_eye(image)
+        mask = self.line_mask(view)
+        centre_col = self.view_w / 2.0
+        half_lane_px = cfg.half_width_cm / cfg.cm_per_px
+        rows, centres = [], []
+        band = max(1, int(5 / cfg.cm_per_px))
+        previous = centre_col
+        # From near (bottom) to far (top): each band's lane centre, searched around the previous band's.
+        for top in range(self.view_h - band, -1, -band):
+            lines = _runs(mask[top:top + band].any(axis=0))
+            if not lines:
+                continue
+            left = [c for c in lines if c < previous]
+            right = [c for c in lines if c >= previous]
+            left_line = max(left) if left else None
+            right_line = min(right) if right else None
+            if left_line is not None and right_line is not None and \
+                    abs((right_line - left_line) - 2 * half_lane_px) < 0.5 * half_lane_px:
+                centre = (left_line + right_line) / 2.0
+            elif left_line is not None and (right_line is None or previous - left_line < right_line - previous):
+                centre = left_line + half_lane_px
+            elif right_line is not None:
+                centre = right_line - half_lane_px
+            else:
+                continue
+            if abs(centre - previous) > half_lane_px and rows:
+                continue  # a jump of half a lane between bands is a misread, not a curve
+            previous = centre
+            rows.append(top + band / 2.0)
+            centres.append(centre)
+        total_bands = self.view_h // band
+        if len(rows) < 3:
+            return LaneEstimate(found=False, obstacle=self._obstacle(view, mask, lambda ahead: 0.0 * ahead))
+        ahead = cfg.far_cm - np.asarray(rows) * cfg.cm_per_px
+        lateral = (centre_col - np.asarray(centres)) * cfg.cm_per_px  # + is left
+        # A parabola follows the curves of a small track; too few points for one and a line must do.
+        coeffs = np.polyfit(ahead, lateral, 2 if len(rows) >= 6 else 1)
+        lane = np.poly1d(coeffs)
+        return LaneEstimate(
+            found=True,
+            offset_cm=float(lane(cfg.lookahead_cm)),
+            heading_deg=math.degrees(math.atan(float(lane.deriv()(cfg.near_cm)))),
+            obstacle=self._obstacle(view, mask, lane),
+            confidence=len(rows) / max(1, total_bands),
+        )
+
+    def _obstacle(self, view: np.ndarray, mask: np.ndarray, lane: Callable[[np.ndarray], np.ndarray]) -> bool:
+        """Something that is neither asphalt nor paint standing in the lane just ahead: a person, a box.
+
+        A thing standing on the ground shows in the bird's-eye view as a streak starting where it touches the ground
+        and stretching away; the nearest row of that streak is its distance. The corridor searched follows the lane
+        (``lane(ahead_cm) -> lateral_cm``), so people beside a curve are not in the way."""
+        cfg = self.config
+        half_cols = (cfg.half_width_cm + cfg.corridor_margin_cm) / cfg.cm_per_px
+        ahead = cfg.far_cm - (np.arange(self.view_h) + 0.5) * cfg.cm_per_px
+        centre_cols = self.view_w / 2.0 - np.asarray(lane(ahead), dtype=np.float64) / cfg.cm_per_px
+        cols = np.arange(self.view_w)[None, :]
+        corridor = np.abs(cols - centre_cols[:, None]) <= half_cols
+        hsv = cv2.cvtColor(view, cv2.COLOR_BGR2HSV)
+        asphalt = (hsv[..., 2] < 110) & (hsv[..., 1] < 60)
+        outside_view = view.max(axis=2) == 0  # the black border of the warp
+        foreign = corridor & ~(asphalt | mask | outside_view)
+        occupied = foreign.sum(axis=1) >= max(2, int(cfg.obstacle_fraction * 2 * half_cols))
+        near, far = cfg.obstacle_zone_cm
+        first = int((cfg.far_cm - far) / cfg.cm_per_px)
+        last = int((cfg.far_cm - near) / cfg.cm_per_px)
+        streak = int(5 / cfg.cm_per_px)  # 5 cm of occupied rows: not a speck of noise
+        rows = occupied[max(0, first - streak):last].astype(np.int32)
+        if rows.size < streak:
+            return False
+        runs = np.convolve(rows, np.ones(streak, dtype=np.int32), mode="valid")
+        return bool((runs >= streak).any())
+
+
+def _runs(columns: np.ndarray) -> list[float]:
+    """Centres of the runs of True in a 1-D mask: one per painted line crossing the band."""
+    padded = np.concatenate([[False], columns, [False]]).astype(np.int8)
+    edges = np.diff(padded)
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    return [(s + e - 1) / 2.0 for s, e in zip(starts, ends, strict=True)]
+
+
+class LaneFollower:
+    """Pure pursuit on the lane centre at the lookahead distance; zero velocity when the lane is lost or blocked."""
+
+    def __init__(self, camera: CameraModel, config: LaneConfig | None = None) -> None:
+        self.detector = LaneDetector(camera, config)
+        self.config = self.detector.config
+        self.last = LaneEstimate(found=False)
+
+    def update(self, image: np.ndarray, speed_cm_s: float | None = None) -> Velocity:
+        cfg = self.config
+        self.last = estimate = self.detector.estimate(image)
+        if not estimate.found or estimate.obstacle:
+            return Velocity()
+        speed = cfg.cruise_cm_s if speed_cm_s is None else speed_cm_s
+        # Pure pursuit: the arc through the look-ahead point has curvature 2*y/L^2.
+        lookahead = math.hypot(cfg.lookahead_cm, estimate.offset_cm)
+        curvature = 2.0 * estimate.offset_cm / (lookahead * lookahead)
+        yaw = math.degrees(speed * curvature)
+        yaw = max(-cfg.max_yaw_deg_s, min(cfg.max_yaw_deg_s, yaw))
+        return Velocity(vx_cm_s=speed, yaw_rate_deg_s=yaw)
+
+
+class LaneBehaviour:
+    """The self-driving car: follow the lane; stop while a person (or anything) stands in the path ahead, and drive
+    on once it has been clear for ``clear_s``. A stale or missing camera frame stops the car."""
+
+    def __init__(self, camera: CameraModel, config: LaneConfig | None = None, *, stop_labels: tuple[str, ...] =
+                 ("person", "face"), stop_distance_cm: float = 90.0, clear_s: float = 1.0, stale_s: float = 0.5,
+                 speed_cm_s: float | None = None) -> None:
+        self.follower = LaneFollower(camera, config)
+        self.camera = camera
+        self.stop_labels = stop_labels
+        self.stop_distance_cm = stop_distance_cm
+        self.clear_s = clear_s
+        self.stale_s = stale_s
+        self.speed_cm_s = speed_cm_s
+        self.state = "starting"
+        self.stops_for_person = 0
+        self._blocked_since: float | None = None
+        self._clear_since: float | None = None
+        self._person_this_stop = False
+
+    @property
+    def mode(self) -> str:
+        return "driving" if self.state == "driving" else "blocked"
+
+    def in_path(self, detection: Detection) -> bool:
+        """Does this person stand in the lane ahead? Their feet (the box's bottom centre) on the ground tell."""
+        x1, _, x2, y2 = detection.box
+        ground = self.camera.image_to_ground((x1 + x2) / 2.0, y2)
+        if ground is None:
+            return False
+        ahead, left = ground
+        margin = self.follower.config.half_width_cm + 5.0
+        return ahead <= self.stop_distance_cm and abs(left) <= margin
+
+    def update(self, seen: Seen | None, now_s: float) -> Velocity:
+        if seen is None or seen.frame is None or now_s - seen.frame_t_s > self.stale_s:
+            self.state = "no camera frame"
+            return Velocity()
+        person = any(d.label in self.stop_labels and self.in_path(d) for d in seen.detections)
+        velocity = self.follower.update(seen.frame.image, self.speed_cm_s)
+        estimate = self.follower.last
+        if person or estimate.obstacle:
+            if self._blocked_since is None:
+                self._blocked_since = now_s
+                self._person_this_stop = False
+            if person and not self._person_this_stop:
+                self._person_this_stop = True  # one stop, counted once, whichever sensor saw the block first
+                self.stops_for_person += 1
+            self._clear_since = None
+            self.state = "stopped: person in the path" if person else "stopped: obstacle"
+            return Velocity()
+        if self._blocked_since is not None:
+            self._clear_since = self._clear_since if self._clear_since is not None else now_s
+            if now_s - self._clear_since < self.clear_s:
+                return Velocity()
+            self._blocked_since = self._clear_since = None
+        self.state = "driving" if estimate.found else "lane lost"
+        return velocity

@@ -1,0 +1,140 @@
+"""Scripted scenarios in the simulator, shared by ``edgepilot demo`` and the closed-loop tests: the world, the
+vehicle, the camera, perception and the pilot wired together on a fake clock (faster than real time, deterministic),
+plus the ground-truth measurements that say how well it went."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pilot.clock import FakeClock
+from pilot.geometry import CameraModel
+from pilot.messages import Detection, Frame, Seen
+from pilot.runner import Pilot, RunResult
+from robot_car.lane import LaneBehaviour, LaneConfig
+from sim.render import CAR_MOUNT, SimCamera
+from sim.vehicles import SimCar
+from sim.world import Person, World
+
+log = logging.getLogger(__name__)
+
+Detect = Callable[[Frame], list[Detection]]
+#: Called once per tick with the frame, what perception saw and the pilot (to draw the annotated video).
+OnFrame = Callable[[Frame, Seen, Pilot], None]
+
+#: The car counts as hitting a person when its centre comes this close to theirs (half a toy car plus a figure).
+COLLISION_CM = 12.0
+
+
+@dataclass
+class CarReport:
+    laps: float = 0.0
+    max_offset_cm: float = 0.0
+    mean_offset_cm: float = 0.0
+    half_width_cm: float = 0.0
+    stops_for_person: int = 0  # stops that began with a person (ground truth) in the lane ahead
+    false_stops: int = 0       # stops with nobody in the lane ahead
+    crossings: int = 0
+    collisions: int = 0
+    result: RunResult | None = None
+    offsets_cm: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "laps": round(self.laps, 2),
+            "lane": {"max_offset_cm": round(self.max_offset_cm, 1), "mean_offset_cm": round(self.mean_offset_cm, 1),
+                     "half_width_cm": self.half_width_cm},
+            "stops_for_person": self.stops_for_person,
+            "false_stops": self.false_stops,
+            "collisions": self.collisions,
+            "final": self.result.final.final() if self.result else {},
+        }
+
+
+def car_world(seed: int = 0, crossings: tuple[tuple[float, float], ...] = ((0.6, 8.0),),
+              walk_cm_s: float = 12.0) -> World:
+    """The car's track with people who cross the road: each ``(fraction of the lap, world time)`` adds a figure who
+    walks from one side of the road to the other at that place and time."""
+    world = World.build(seed, "car")
+    track = world.track
+    assert track is not None
+    for index, (fraction, t_s) in enumerate(crossings):
+        s = fraction * track.length_cm
+        side = -1.0 if index % 2 == 0 else 1.0
+        start, end = track.point_at(s, side * 45.0), track.point_at(s, -side * 45.0)
+        world = world.with_people(Person.create(f"pedestrian{index + 1}", [start[:2], end[:2]], speed_cm_s=walk_cm_s,
+                                                start_s=t_s, scale=0.15, seed=seed * 10 + index, mode="stop"))
+    return world
+
+
+def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s: float = 40.0,
+            detect: Detect | None = None, on_frame: OnFrame | None = None, crossings: int = 0) -> CarReport:
+    """Drive the lane for ``seconds`` of simulated time and measure it against the world's ground truth."""
+    track = world.track
+    assert track is not None
+    clock = FakeClock()
+    car = SimCar(clock, origin=world.start_pose)
+    camera = SimCamera(world, car, clock)
+    model = CameraModel(camera.intrinsics.width, camera.intrinsics.height, camera.mount.hfov_deg,
+                        CAR_MOUNT.height_cm, CAR_MOUNT.pitch_deg)
+    behaviour = LaneBehaviour(model, LaneConfig(half_width_cm=track.half_width_cm), speed_cm_s=speed_cm_s)
+    report = CarReport(half_width_cm=track.half_width_cm, crossings=crossings)
+    pilot_ref: list[Pilot] = []
+    progress = {"s": None, "travelled": 0.0}
+    touching: set[str] = set()
+    was_blocked = [False]
+
+    def perceive(now_s: float) -> Seen:
+        frame = camera.read()
+        assert frame is not None
+        detections = tuple(detect(frame)) if detect else ()
+        seen = Seen(frame.t_s, frame.width, frame.height, detections, frame)
+        _measure(now_s)
+        if on_frame is not None:
+            on_frame(frame, seen, pilot_ref[0])
+        return seen
+
+    def _measure(now_s: float) -> None:
+        pose = car.world_pose()
+        point = track.project(pose.x_cm, pose.y_cm)
+        report.offsets_cm.append(abs(point.lateral_cm))
+        if progress["s"] is not None:
+            step = point.s_cm - progress["s"]
+            if step < -track.length_cm / 2:
+                step += track.length_cm
+            elif step > track.length_cm / 2:
+                step -= track.length_cm
+            progress["travelled"] += step
+        progress["s"] = point.s_cm
+        people = world.people_at(camera.world_time_s())
+        blocked = behaviour.mode == "blocked" and behaviour.state.startswith("stopped")
+        if blocked and not was_blocked[0]:
+            if any(_in_lane_ahead(track, point.s_cm, p.x_cm, p.y_cm) for p in people):
+                report.stops_for_person += 1
+            else:
+                report.false_stops += 1
+        was_blocked[0] = blocked
+        for person in people:
+            near = math.hypot(person.x_cm - pose.x_cm, person.y_cm - pose.y_cm) < COLLISION_CM
+            if near and person.name not in touching:
+                report.collisions += 1
+                touching.add(person.name)
+            elif not near:
+                touching.discard(person.name)
+
+    pilot = Pilot(car, clock=clock, hz=hz, perceive=perceive, behaviour=behaviour, max_duration_s=seconds)
+    pilot_ref.append(pilot)
+    report.result = pilot.run()
+    report.laps = progress["travelled"] / track.length_cm
+    report.max_offset_cm = max(report.offsets_cm, default=0.0)
+    report.mean_offset_cm = sum(report.offsets_cm) / max(1, len(report.offsets_cm))
+    return report
+
+
+def _in_lane_ahead(track, car_s_cm: float, x_cm: float, y_cm: float, ahead_cm: float = 100.0) -> bool:
+    """Ground truth: is a person standing in the lane within ``ahead_cm`` in front of the car?"""
+    point = track.project(x_cm, y_cm)
+    gap = (point.s_cm - car_s_cm) % track.length_cm
+    return abs(point.lateral_cm) <= track.half_width_cm + 5.0 and gap <= ahead_cm
