@@ -121,7 +121,7 @@ def face_box_px(camera_pose: CameraPose, intrinsics: Intrinsics, person: Any) ->
     if center is None:
         return None
     cam = camera_pose.rotation() @ (np.array([x, y, z]) - camera_pose.position)
-    half = 0.5 * person.face_size_cm * intrinsics.fx / cam[2]
+    half = 0.5 * person.face_size_cm * intrinsics.fx / float(cam[2])
     return center[0] - half, center[1] - half, center[0] + half, center[1] + half
 
 
