@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from vision_synth import ROOT  # noqa: F401  (puts scripts/ on sys.path)
+from vision_synth import ssd_tflite
 
 from pilot.errors import ModelError
-from ssd_tflite import tiny_ssd_model
 from vision.litert import model_path
 from vision.ssd import SsdDetector, read_labels
 
@@ -19,7 +18,7 @@ ANCHORS = np.array([[0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5], [0.5, 0.5, 1
 @pytest.fixture
 def tiny(tmp_path):
     path = tmp_path / "tiny.tflite"
-    path.write_bytes(tiny_ssd_model(ANCHORS, num_classes=4, score_threshold=0.3))
+    path.write_bytes(ssd_tflite.tiny_ssd_model(ANCHORS, num_classes=4, score_threshold=0.3))
     return path
 
 

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import fetch_test_data  # noqa: E402
+import ssd_tflite  # noqa: E402,F401  (re-exported for the SSD tests)
 
 
 def photos() -> dict[str, Path]:

@@ -3,14 +3,13 @@ that still ship it. XNNPACK is the default CPU delegate of both, so ``num_thread
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pilot.errors import ModelError
+from vision.quiet import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +36,6 @@ def _interpreter_class() -> Any:
     return Interpreter
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++ straight to file descriptor 2,
-    which would break the CLI's one-clear-line promise; failures still surface as Python exceptions."""
-    if log.isEnabledFor(logging.DEBUG):
-        yield
-        return
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def load_interpreter(path: str | Path, threads: int = 1) -> Any:
     """An allocated interpreter for ``path`` running on ``threads`` cores; :class:`ModelError` if unusable."""
     path = Path(path)
@@ -65,7 +43,7 @@ def load_interpreter(path: str | Path, threads: int = 1) -> Any:
         raise ModelError(f"model file {path} not found")
     interpreter_class = _interpreter_class()
     try:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             interpreter = interpreter_class(model_path=str(path), num_threads=max(1, int(threads)))
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:

@@ -7,7 +7,6 @@ Kept apart from the replay command so that recorded run folders can be added as 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 
 from pilot.errors import InputError
 from pilot.messages import Frame
+from vision.quiet import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,9 @@ def _open_folder(path: Path) -> Source:
 
 
 def _open_video(path: Path) -> Source:
-    # FFmpeg's own complaints about a broken file ("moov atom not found") would precede our one-line error.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    capture = cv2.VideoCapture(str(path))
-    ok, first = capture.read() if capture.isOpened() else (False, None)
+    with native_stderr_silenced():  # FFmpeg's complaints about a broken file would precede our one-line error
+        capture = cv2.VideoCapture(str(path))
+        ok, first = capture.read() if capture.isOpened() else (False, None)
     if not ok or first is None:
         capture.release()
         raise InputError(f"{path} is not a readable video (corrupt, empty or an unsupported codec)")
