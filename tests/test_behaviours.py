@@ -7,7 +7,9 @@ from pilot.clock import FakeClock
 from pilot.grammar import parse_command, parse_script
 from pilot.messages import Detection, Seen
 from pilot.runner import Mode, Pilot
+from sim.render import SimCamera, face_box_px
 from sim.vehicles import Pose, SimDrone
+from sim.world import Person, World
 
 W, H = 640, 480
 
@@ -97,63 +99,40 @@ def test_frame_age_compensation_uses_the_turn_made_since_the_frame():
     assert v_fresh.yaw_rate_deg_s < v_late.yaw_rate_deg_s < 0
 
 
-# ---- closed loop: a simulated drone follows a walking person seen through a pinhole camera -------------------
-HFOV = 82.6
-FOCAL_PX = (W / 2) / math.tan(math.radians(HFOV / 2))
+# ---- closed loop: a simulated drone follows a walking person; the renderer's camera model gives the ground truth -----
+WALK = [(200, 0), (200, 200), (500, 200), (500, -200), (200, -200)]
 
 
-def project_face(drone: SimDrone, person_xy, face_z_cm=165.0, name="alice", track=1):
-    """Ground-truth face box of a person standing at ``person_xy`` as the drone's camera sees it."""
-    pose = drone.world_pose()
-    dx, dy, dz = person_xy[0] - pose.x_cm, person_xy[1] - pose.y_cm, face_z_cm - pose.z_cm
-    c, s = math.cos(math.radians(pose.yaw_deg)), math.sin(math.radians(pose.yaw_deg))
-    forward, left = c * dx + s * dy, -s * dx + c * dy
-    if forward < 20:
-        return None
-    u, v = W / 2 - FOCAL_PX * left / forward, H / 2 - FOCAL_PX * dz / forward
-    half_w, half_h = FOCAL_PX * 8 / forward, FOCAL_PX * 11 / forward
-    if not (0 <= u < W and 0 <= v < H):
-        return None
-    return Detection("face", 0.9, (u - half_w, v - half_h, u + half_w, v + half_h), track, name)
-
-
-def walking_person(t_s):
-    """Walks 0.5 m/s along a 4 m x 3 m rectangle in front of the drone's start, starting at 2 m ahead."""
-    perimeter = [(200, 0), (200, 200), (500, 200), (500, -200), (200, -200), (200, 0)]
-    dist = max(0.0, t_s - 4.0) * 50.0
-    for (x0, y0), (x1, y1) in zip(perimeter, perimeter[1:], strict=False):
-        leg = math.hypot(x1 - x0, y1 - y0)
-        if dist <= leg:
-            return x0 + (x1 - x0) * dist / leg, y0 + (y1 - y0) * dist / leg
-        dist -= leg
-    return perimeter[-1]
+def follow_world(extra_people=()):
+    alice = Person.create("alice", WALK, speed_cm_s=50.0, start_s=4.0, mode="loop", seed=1)
+    others = [Person.create(name, [xy], seed=i + 2) for i, (xy, name) in enumerate(extra_people)]
+    return World.build(0, "drone", people=0).with_people(alice, *others)
 
 
 def run_follow(script, extra_people=(), stop_at_s=None, seconds=40.0):
     clock = FakeClock()
     drone = SimDrone(clock, origin=Pose())
+    world = follow_world(extra_people)
+    camera = SimCamera(world, drone, clock, width=W, height=H)  # only its pose and intrinsics: nothing rendered
     stats = {"frames": 0, "centred": 0, "distance_cm": []}
     pilot_box = {}
 
     def perceive(now_s):
-        t = now_s
-        target = walking_person(t)
+        pose, people = camera.camera_pose(), world.people_at(camera.world_time_s())
         found = []
-        det = project_face(drone, target)
-        if det:
-            found.append(det)
-        for index, (xy, name) in enumerate(extra_people, start=2):
-            other = project_face(drone, xy, name=name, track=index)
-            if other:
-                found.append(other)
+        for track, person in enumerate(people, start=1):
+            box = face_box_px(pose, camera.intrinsics, person)
+            if box and 0 <= (box[0] + box[2]) / 2 < W and 0 <= (box[1] + box[3]) / 2 < H:
+                found.append(Detection("face", 0.9, box, track, person.name))
         pilot = pilot_box["pilot"]
+        target = next(d for d in found if d.name == "alice") if any(d.name == "alice" for d in found) else None
         if pilot.mode == Mode.FOLLOWING:
             stats["frames"] += 1
-            if det and abs(det.center[0] - W / 2) <= 0.15 * W:
+            if target and abs(target.center[0] - W / 2) <= 0.15 * W:
                 stats["centred"] += 1
-            pose = drone.world_pose()
-            stats["distance_cm"].append(math.hypot(target[0] - pose.x_cm, target[1] - pose.y_cm))
-        if stop_at_s is not None and abs(t - stop_at_s) < 1e-6:
+            here, alice = drone.world_pose(), people[0]
+            stats["distance_cm"].append(math.hypot(alice.x_cm - here.x_cm, alice.y_cm - here.y_cm))
+        if stop_at_s is not None and abs(now_s - stop_at_s) < 1e-6:
             pilot.submit(parse_command("stop", source="voice"))
         return Seen(now_s, W, H, tuple(found))
 
