@@ -44,7 +44,7 @@ class PerceptionConfig:
     person_every: int = 1
     #: Extra overlapping tiles per row for the person detector (finds smaller, farther people; costs per tile).
     person_tiles: int = 0
-    person_score: float = 0.3
+    person_score: float = 0.2
     model: Path | None = None  # any TF OD API SSD .tflite
     labels: Path | None = None
     model_score: float = 0.4
