@@ -43,5 +43,5 @@ def draw(image: np.ndarray, detections: list[Detection], fps: float | None = Non
             cv2.circle(image, (int(px), int(py)), thickness + 1, colour, -1)
         _label(image, caption(d), x1, y1, colour, scale)
     if fps is not None:
-        _label(image, f"{fps:.1f} fps", 4, int(30 * scale) + 4, (255, 255, 255), scale)
+        _label(image, f"{fps:.1f} fps", 4, image.shape[0] - 4, (255, 255, 255), scale)  # bottom: boxes sit on top
     return image
