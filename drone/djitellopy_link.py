@@ -18,6 +18,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 
 from drone.tello_protocol import CONTROL_PORT, STATE_PORT
 from pilot.errors import VehicleError
@@ -69,12 +70,27 @@ def receiver_threads() -> dict[str, threading.Thread]:
     return found
 
 
-def restart_state_receiver() -> threading.Thread:
+def restart_state_receiver(old_socket: socket.socket | None) -> tuple[threading.Thread, socket.socket | None]:
+    """Start a new state receiver in place of a dead one. The dead one's socket may still be referenced (by a log
+    record holding its exception's traceback), so close it first or the new one cannot bind 8890."""
     from djitellopy import Tello
 
+    if old_socket is not None:
+        old_socket.close()
     thread = threading.Thread(target=Tello.udp_state_receiver, name=f"restarted ({STATE_RECEIVER})", daemon=True)
     thread.start()
-    return thread
+    return thread, wait_state_socket(thread)
+
+
+def wait_state_socket(thread: threading.Thread | None, timeout_s: float = 0.5) -> socket.socket | None:
+    """The state receiver's socket, once its thread has bound it."""
+    deadline = time.monotonic() + timeout_s
+    while thread is not None and thread.is_alive():
+        sock = _state_socket(thread)
+        if sock is not None or time.monotonic() > deadline:
+            return sock
+        time.sleep(0.005)
+    return None
 
 
 def _state_socket(thread: threading.Thread | None) -> socket.socket | None:

@@ -51,6 +51,8 @@ class TelloConfig:
     #: A non-zero rc set-point older than this is replaced by hover, even if the loop hangs (a dead man's switch).
     rc_expire_s: float = 1.0
     land_timeout_s: float = 15.0
+    #: A command's reply may take its expected duration plus this long before it counts as lost.
+    reply_margin_s: float = 10.0
     poll_period_s: float = 0.005
 
 
@@ -82,6 +84,7 @@ class TelloVehicle:
         self._yaw0: float | None = None
         self._x = self._y = 0.0
         self._telemetry: Telemetry | None = None
+        self._landed_by_reply = False  # the drone said "ok" to land: down, even if no state confirms it
         self._state_count = 0
         self._send_errors = 0
         self._closed = False
@@ -89,6 +92,7 @@ class TelloVehicle:
         self._tello = None
         self._udp: dict = {}
         self._state_thread: threading.Thread | None = None
+        self._state_socket = None  # djitellopy's state socket, kept to close it if its thread dies
         self._monitor = threading.Thread(target=self._run_monitor, name="tello-monitor", daemon=True)
 
     # -- connecting -------------------------------------------------------------------------------------------------
@@ -106,6 +110,7 @@ class TelloVehicle:
         try:
             self._udp = self._tello.get_own_udp_object()
             self._state_thread = link.receiver_threads().get(link.STATE_RECEIVER)
+            self._state_socket = link.wait_state_socket(self._state_thread)
             self._monitor.start()
             reply = self._request("command", self.config.connect_timeout_s / 3, tries=3)
             if reply is None:
@@ -178,10 +183,11 @@ class TelloVehicle:
         with self._lock:
             latest = self._telemetry
             pending_takeoff = self._pending is not None and self._pending.verb == "takeoff"
+            landed_by_reply = self._landed_by_reply
         now = self.clock.now()
         if latest is None:
             return Telemetry(t_s=now, last_state_s=-math.inf)
-        return replace(latest, t_s=now, flying=latest.flying or pending_takeoff)
+        return replace(latest, t_s=now, flying=(latest.flying and not landed_by_reply) or pending_takeoff)
 
     def poll_events(self) -> list[Event]:
         with self._lock:
@@ -213,13 +219,14 @@ class TelloVehicle:
 
     # -- commands ---------------------------------------------------------------------------------------------------
     def _timeout_s(self, command: Command) -> float:
+        margin = self.config.reply_margin_s
         if command.verb in ("takeoff", "land"):
-            return 20.0
+            return 10.0 + margin
         if command.verb in MOVE_VERBS:
-            return float(command.arg) / self._speed_cm_s + 10.0
+            return float(command.arg) / self._speed_cm_s + margin
         if command.verb in ("cw", "ccw"):
-            return float(command.arg) / 30.0 + 10.0
-        return 10.0
+            return float(command.arg) / 30.0 + margin
+        return margin
 
     def _begin(self, text: str, verb: str, timeout_s: float) -> _Pending:
         now = self.clock.now()
@@ -294,7 +301,7 @@ class TelloVehicle:
                 self._poll_replies(now)
                 self._check_rc_expiry(now)
                 checks += 1
-                if checks % 100 == 0:
+                if checks % 20 == 0:
                     self._check_state_receiver()
             except Exception:  # noqa: BLE001 - the monitor must outlive any surprise; it is logged
                 log.exception("tello monitor: unexpected error")
@@ -327,6 +334,14 @@ class TelloVehicle:
                 t_s=now, x_cm=self._x, y_cm=self._y, z_cm=max(0.0, height), yaw_deg=yaw, flying=height >= 1.0,
                 battery_pct=max(0.0, min(100.0, battery)), vx_cm_s=vx, vy_cm_s=vy, vz_cm_s=up, last_state_s=now)
             self._state_count += 1
+            if height >= 1.0:
+                self._landed_by_reply = False  # state knows better than an old reply
+            pending = self._pending
+            if pending is not None and pending.verb == "land" and height < 1.0 and now - pending.sent_s > 0.3:
+                # On the ground: the land is done even if its reply was lost (or the drone landed by itself).
+                self._pending = None
+                pending.reply = Reply("ok", "on the ground (from state)")
+                pending.done.set()
 
     def _poll_replies(self, now: float) -> None:
         responses = self._udp.get("responses")
@@ -344,6 +359,10 @@ class TelloVehicle:
                 pending.reply = reply
                 if reply.ok and pending.verb == "speed":
                     self._speed_cm_s = float(pending.text.split()[1])
+                if reply.ok and pending.verb == "land":
+                    self._landed_by_reply = True
+                if pending.verb == "takeoff":
+                    self._landed_by_reply = False
                 if not reply.ok and pending.verb not in ("command", "streamon"):
                     self._event("command_failed", f"the Tello refused {pending.text!r}: {reply.text}",
                                 {"command": pending.text, "reply": reply.text})
@@ -372,7 +391,7 @@ class TelloVehicle:
         if thread is not None and not thread.is_alive() and not self._stop.is_set():
             self._event("state_receiver_restarted",
                         "djitellopy's state thread died (an undecodable datagram on UDP 8890); restarted it")
-            self._state_thread = link.restart_state_receiver()
+            self._state_thread, self._state_socket = link.restart_state_receiver(self._state_socket)
 
     # -- helpers ----------------------------------------------------------------------------------------------------
     def _wait(self, condition, timeout_s: float) -> bool:

@@ -66,20 +66,33 @@ class TelloCamera:
                 self._stop.wait(0.2)  # e.g. the port is taken: do not spin
                 continue
             try:
-                stream = container.streams.video[0]
-                stream.thread_type = "SLICE"  # frame threading would hold frames back: latency
-                for frame in container.decode(stream):
-                    image = frame.to_ndarray(format="bgr24")  # BGR, like every other Frame in edgepilot
-                    self.frames_decoded += 1
-                    with self._lock:
-                        self._latest = Frame(image, self.clock.now(), self.frames_decoded, "tello")
-                    if self._stop.is_set():
-                        break
-                else:
-                    self.stalls += 1
+                self._decode(container)
+                self.stalls += 1  # the demuxer ended: the stream went quiet for read_timeout_s
             except (av.FFmpegError, OSError, ValueError) as exc:
                 # A read timeout (frozen stream) or a corrupt packet: reopen and resync at the next key frame.
                 self.stalls += 1
                 log.debug("video: stream interrupted (%s); reopening", exc)
             finally:
                 container.close()
+
+    def _decode(self, container) -> None:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"  # frame threading would hold frames back: latency
+        previous_packet_s: float | None = None
+        for packet in container.demux(stream):
+            now = self.clock.now()
+            # The parser releases the last frame of a stream only when the stream stops (read timeout). That frame
+            # is as old as the silence before it: publishing it would hide a frozen stream behind a fresh stamp.
+            stale = previous_packet_s is not None and now - previous_packet_s > self.read_timeout_s / 2
+            previous_packet_s = now
+            if packet.size == 0:
+                continue  # the end-of-stream flush marker: nothing new in it
+            for frame in packet.decode():
+                if stale:
+                    continue
+                image = frame.to_ndarray(format="bgr24")  # BGR, like every other Frame in edgepilot
+                self.frames_decoded += 1
+                with self._lock:
+                    self._latest = Frame(image, self.clock.now(), self.frames_decoded, "tello")
+            if self._stop.is_set():
+                return

@@ -229,7 +229,7 @@ class Supervisor:
 
     def _check_link(self, now_s: float, telemetry: Telemetry) -> list[Command]:
         """No state for ``link_loss_s``: report, hover (stop), and after ``link_land_after_s`` land, repeating the
-        land while the link stays down. Landing goes on even if the link comes back, as in PX4 / ArduPilot."""
+        land every ``link_land_retry_s`` until the drone is down. Landing goes on even if the link comes back, as in PX4 / ArduPilot."""
         cfg = self.config
         age = now_s - telemetry.last_state_s
         if self._link_lost_s is None:
@@ -258,7 +258,8 @@ class Supervisor:
             self.failure = (f"link lost: no state from the drone for more than {cfg.link_loss_s:g} s; "
                             f"hovered, then landing was attempted")
             return [Command("land", None, "safety")]
-        if age > cfg.link_loss_s and now_s - self._link_land_s >= cfg.link_land_retry_s:
+        if telemetry.flying and now_s - self._link_land_s >= cfg.link_land_retry_s:
+            # Still up (or no news): say it again, the last land may have been lost with the link.
             self._link_land_s = now_s
             return [Command("land", None, "safety")]
         return []

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from drone.tello_protocol import VIDEO_DATAGRAM_BYTES, format_state, rc_to_velocity
 from pilot.clock import Clock, MonotonicClock
@@ -93,7 +93,7 @@ _QUERIES = ("speed?", "battery?", "time?", "height?", "temp?", "attitude?", "bar
 class _Pending:
     address: tuple[str, int]
     text: str
-    started_s: float = field(default_factory=time.monotonic)
+    started_s: float
 
 
 class TelloEmulator:
@@ -105,6 +105,8 @@ class TelloEmulator:
         self.faults = Faults()
         self.received: deque[Datagram] = deque(maxlen=50_000)
         self.takeoff_s: float | None = None  # clock time of the last accepted takeoff
+        #: (start, end, text) of every SDK command the drone executed (moves, turns, takeoff, land).
+        self.command_spans: list[tuple[float, float, str]] = []
         self._sock = control_socket
         self._video_sock = video_socket
         self._drone = _Drone(self.clock, battery_pct=self.config.battery_pct)
@@ -168,6 +170,17 @@ class TelloEmulator:
             t = self._drone.telemetry()
             return {"x_cm": t.x_cm, "y_cm": t.y_cm, "z_cm": t.z_cm, "yaw_deg": t.yaw_deg, "flying": t.flying,
                     "battery_pct": t.battery_pct, "busy": self._drone.busy()}
+
+    def longest_silence_s(self) -> float:
+        """The longest time the flying drone heard nothing from the client, not counting time it spent executing an
+        SDK command it had been given (during a move the command itself is the proof of life)."""
+        times = [d.t_s for d in self.received if d.flying and not d.dropped]
+        spans = list(self.command_spans)
+        longest = 0.0
+        for earlier, later in zip(times, times[1:], strict=False):
+            busy = sum(max(0.0, min(later, end) - max(earlier, start)) for start, end, _ in spans)
+            longest = max(longest, later - earlier - busy)
+        return longest
 
     def commands(self) -> list[str]:
         """Every datagram received except rc sticks, in order."""
@@ -282,11 +295,12 @@ class TelloEmulator:
         return self._start(address, text)
 
     def _start(self, address: tuple[str, int], text: str) -> None:
-        self._pending = _Pending(address, text)
+        self._pending = _Pending(address, text, self.clock.now())
         return None  # answered when the motion has finished
 
     def _interrupt(self) -> None:
         if self._pending is not None:
+            self.command_spans.append((self._pending.started_s, self.clock.now(), self._pending.text))
             self._reply(self._pending.address, "forced stop")
             self._pending = None
 
@@ -331,6 +345,7 @@ class TelloEmulator:
                     self._motor_s += period
                 if self._pending is not None and not self._drone.busy():
                     pending, self._pending = self._pending, None
+                    self.command_spans.append((pending.started_s, now, pending.text))
                     self._reply(pending.address, "ok")
                 due = []
                 while self._outbox and self._outbox[0][0] <= now:
