@@ -41,6 +41,8 @@ class LaneEstimate:
     heading_deg: float = 0.0    # lane direction relative to the car: + is turning left
     obstacle: bool = False
     confidence: float = 0.0     # fraction of row bands where a line was seen
+    #: The lane centre: lateral offset (cm, + left) as a function of the distance ahead (cm); straight if not found.
+    centre: Callable[[float], float] = lambda ahead_cm: 0.0
 
 
 class LaneDetector:
@@ -116,6 +118,7 @@ class LaneDetector:
             heading_deg=math.degrees(math.atan(float(lane.deriv()(cfg.near_cm)))),
             obstacle=self._obstacle(view, mask, lane),
             confidence=len(rows) / max(1, total_bands),
+            centre=lambda ahead_cm: float(lane(ahead_cm)),
         )
 
     def _obstacle(self, view: np.ndarray, mask: np.ndarray, lane: Callable[[np.ndarray], np.ndarray]) -> bool:
@@ -182,7 +185,7 @@ class LaneBehaviour:
 
     def __init__(self, camera: CameraModel, config: LaneConfig | None = None, *, stop_labels: tuple[str, ...] =
                  ("person", "face"), stop_distance_cm: float = 90.0, clear_s: float = 1.0, stale_s: float = 0.5,
-                 speed_cm_s: float | None = None) -> None:
+                 speed_cm_s: float | None = None, min_score: float = 0.7) -> None:
         self.follower = LaneFollower(camera, config)
         self.camera = camera
         self.stop_labels = stop_labels
@@ -190,6 +193,7 @@ class LaneBehaviour:
         self.clear_s = clear_s
         self.stale_s = stale_s
         self.speed_cm_s = speed_cm_s
+        self.min_score = min_score  # a car stops for what it is sure of; the lane corridor catches the rest
         self.state = "starting"
         self.stops_for_person = 0
         self._blocked_since: float | None = None
@@ -207,16 +211,20 @@ class LaneBehaviour:
         if ground is None:
             return False
         ahead, left = ground
-        margin = self.follower.config.half_width_cm + 5.0
-        return ahead <= self.stop_distance_cm and abs(left) <= margin
+        cfg = self.follower.config
+        lane_left = self.follower.last.centre(ahead)  # the corridor bends with the lane, as in the obstacle check
+        # Detector boxes are loose around the feet, so a detection must be in the lane proper; the bird's-eye
+        # obstacle check, which sees the feet themselves, watches the kerb margin.
+        return ahead <= self.stop_distance_cm and abs(left - lane_left) <= cfg.half_width_cm
 
     def update(self, seen: Seen | None, now_s: float) -> Velocity:
         if seen is None or seen.frame is None or now_s - seen.frame_t_s > self.stale_s:
             self.state = "no camera frame"
             return Velocity()
-        person = any(d.label in self.stop_labels and self.in_path(d) for d in seen.detections)
         velocity = self.follower.update(seen.frame.image, self.speed_cm_s)
         estimate = self.follower.last
+        person = any(d.label in self.stop_labels and d.score >= self.min_score and self.in_path(d)
+                     for d in seen.detections)
         if person or estimate.obstacle:
             if self._blocked_since is None:
                 self._blocked_since = now_s

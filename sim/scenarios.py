@@ -111,7 +111,7 @@ def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s
         people = world.people_at(camera.world_time_s())
         blocked = behaviour.mode == "blocked" and behaviour.state.startswith("stopped")
         if blocked and not was_blocked[0]:
-            if any(_in_lane_ahead(track, point.s_cm, p.x_cm, p.y_cm) for p in people):
+            if any(_in_lane_ahead(track, point.s_cm, p.x_cm, p.y_cm, p.width_cm) for p in people):
                 report.stops_for_person += 1
             else:
                 report.false_stops += 1
@@ -133,8 +133,10 @@ def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s
     return report
 
 
-def _in_lane_ahead(track, car_s_cm: float, x_cm: float, y_cm: float, ahead_cm: float = 100.0) -> bool:
-    """Ground truth: is a person standing in the lane within ``ahead_cm`` in front of the car?"""
+def _in_lane_ahead(track, car_s_cm: float, x_cm: float, y_cm: float, width_cm: float,
+                   ahead_cm: float = 100.0) -> bool:
+    """Ground truth: does any part of a person stand in the lane or on its kerb (5 cm) within ``ahead_cm`` in front
+    of the car?"""
     point = track.project(x_cm, y_cm)
     gap = (point.s_cm - car_s_cm) % track.length_cm
-    return abs(point.lateral_cm) <= track.half_width_cm + 5.0 and gap <= ahead_cm
+    return abs(point.lateral_cm) - width_cm / 2.0 <= track.half_width_cm + 5.0 and gap <= ahead_cm
