@@ -206,6 +206,8 @@ class TelloVehicle:
         try:
             if self._tello is not None and self.telemetry().flying:
                 self._land_for_close()
+                packets = self._state_count
+                self._wait(lambda: self._state_count > packets, 0.3)  # end with a current state
             if self.camera is not None:
                 self._send("streamoff")
         finally:
