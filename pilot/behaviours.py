@@ -82,14 +82,17 @@ class FollowConfig:
 
     hfov_deg: float = 82.6
     target_y_frac: float = 0.40     # keep the face a little above the centre of the image
-    target_size_frac: float = 0.12  # face box width / image width: about 1.5 m for an adult face and the Tello
+    target_size_frac: float = 0.08  # face box width / image width: about 1.3 m for an adult face and the Tello
+    #: A person's box is held by its height instead: this fraction of the image height, centred (about 2.5 m).
+    person_height_frac: float = 0.55
     stale_s: float = 1.0            # a detection older than this is never chased
     hold_s: float = 1.0
     search_s: float = 8.0
     search_yaw_deg_s: float = 20.0
     yaw: PIDGains = PIDGains(kp=90.0, ki=10.0, kd=8.0, out_limit=60.0, dead_band=0.03)
     climb: PIDGains = PIDGains(kp=60.0, ki=5.0, kd=4.0, out_limit=40.0, dead_band=0.05)
-    approach: PIDGains = PIDGains(kp=300.0, ki=20.0, kd=0.0, out_limit=40.0, dead_band=0.01)
+    #: On the relative size error (1 - size / set-point): 0.5 means twice as far as wanted.
+    approach: PIDGains = PIDGains(kp=40.0, ki=3.0, kd=0.0, out_limit=40.0, dead_band=0.08)
 
 
 class FollowTarget:
@@ -156,11 +159,17 @@ class FollowTarget:
         self._last_side = -1.0 if x_err > 0 else 1.0
         # Target right of centre (x_err > 0) -> turn clockwise (negative yaw rate in REP-103).
         yaw = self._yaw.update(0.0, x_err, dt)
-        size = (target.box[2] - target.box[0]) / seen.width
-        forward = self._approach.update(cfg.target_size_frac, size, dt)
+        if target.label == "face":
+            size, size_setpoint, y_setpoint = (target.box[2] - target.box[0]) / seen.width, cfg.target_size_frac, \
+                cfg.target_y_frac
+        else:  # a whole person: hold their height in the frame, keep them vertically centred
+            size, size_setpoint, y_setpoint = (target.box[3] - target.box[1]) / seen.height, cfg.person_height_frac, \
+                0.5
+        # Apparent size grows as 1/distance: compare in relative terms so the gain suits faces and bodies alike.
+        forward = self._approach.update(1.0, size / size_setpoint, dt)
         climb = 0.0
         if self.kind == "drone":
-            y_err = cy / seen.height - cfg.target_y_frac  # +: target below the set-point -> go down
+            y_err = cy / seen.height - y_setpoint  # +: target below the set-point -> go down
             climb = self._climb.update(0.0, y_err, dt)
         self._yaw_cmd_deg_s = yaw
         return Velocity(vx_cm_s=forward, vz_cm_s=climb, yaw_rate_deg_s=yaw)

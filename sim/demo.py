@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
+from pilot.clock import FakeClock
 from pilot.hud import draw_hud
 from pilot.messages import Frame, Seen
 from pilot.runner import Pilot
+from sim.render import SimCamera
 from sim.scenarios import car_world, run_car
+from sim.vehicles import SimDrone
+from sim.world import Person, World
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +66,95 @@ def car_demo(seed: int, video: Path | None) -> dict:
     finally:
         writer.close()
     return report.as_dict()
+
+
+DEMO_AUDIO = Path(__file__).resolve().parents[1] / "voice" / "demo"
+#: (seconds of silence before, recording) of what the user says in the drone demo.
+DEMO_SPEECH = ((0.5, "take_off_slt.wav"), (4.0, "follow_me_slt.wav"), (20.0, "land_slt.wav"))
+DRONE_DEMO_S = 32.0
+#: The person the drone follows walks this loop (cm), starting 3 m in front of the drone.
+WALK_CM = ((300, 0), (300, 150), (450, 150), (450, -150), (300, -150))
+
+
+def demo_speech() -> tuple[np.ndarray, int]:
+    """The demo's spoken commands as one 16 kHz stream: the bundled recordings with pauses between them."""
+    from voice.audio import RATE, WavSource
+
+    pieces = []
+    for pause_s, name in DEMO_SPEECH:
+        pieces.append(np.zeros(int(pause_s * RATE), dtype=np.int16))
+        source = WavSource(DEMO_AUDIO / name)
+        pieces.extend(source.chunks())
+        source.close()
+    pieces.append(np.zeros(RATE, dtype=np.int16))
+    return np.concatenate(pieces), RATE
+
+
+def hear_demo_speech(engine: str | None = None) -> list[dict]:
+    """Run the real recogniser over the demo's speech; each emitted command with its audio time."""
+    from voice.listener import Transcriber, make_recogniser
+    from voice.vocabulary import Vocabulary
+
+    audio, rate = demo_speech()
+    chunk = rate // 50
+    recogniser = make_recogniser(engine, Vocabulary.load("en"), None)
+    heard = Transcriber(recogniser).run(audio[i:i + chunk] for i in range(0, len(audio), chunk))
+    return [{**h.to_json(), "command_obj": h.command} for h in heard if h.command is not None]
+
+
+def drone_demo(seed: int, video: Path | None, engine: str | None = None) -> dict:
+    """Spoken commands take the drone up, make it follow a walking person, and land it."""
+    from vision.pipeline import Perception
+
+    said = hear_demo_speech(engine)
+    pending = sorted(said, key=lambda h: h["t_emit"])
+    world = World.build(seed, "drone", people=0).with_people(
+        Person.create(None, WALK_CM, speed_cm_s=35.0, start_s=6.0, mode="loop", seed=seed),
+        Person.create(None, [(500, 250)], seed=seed + 1))
+    clock = FakeClock()
+    drone = SimDrone(clock)
+    camera = SimCamera(world, drone, clock)
+    # Faces name and centre the target up close; the person detector keeps it beyond the face detector's range.
+    perception = Perception(detect=("face", "person"), person_every=2)
+    writer = AnnotatedVideo(video)
+    transcript: list[str] = []
+    errors_px: list[float] = []
+    following = {"frames": 0, "centred": 0}
+    pilot_ref: list[Pilot] = []
+
+    def perceive(now_s: float) -> Seen:
+        pilot = pilot_ref[0]
+        while pending and pending[0]["t_emit"] <= now_s:
+            heard = pending.pop(0)
+            pilot.submit(heard["command_obj"].__class__(heard["command_obj"].verb, heard["command_obj"].arg, "voice"))
+            transcript.append(f'"{heard["text"]}" -> {heard["command"]}')
+        frame = camera.read()
+        seen = Seen(frame.t_s, frame.width, frame.height, tuple(perception.process(frame)), frame)
+        behaviour = pilot.behaviour
+        if pilot.mode.value == "following" and behaviour is not None:
+            following["frames"] += 1
+            error = getattr(behaviour, "last_error_px", None)
+            if error is not None:
+                errors_px.append(abs(error))
+                following["centred"] += abs(error) <= 0.15 * frame.width
+        writer(frame, seen, pilot, [f"heard: {transcript[-1]}"] if transcript else None)
+        return seen
+
+    pilot = Pilot(drone, clock=clock, perceive=perceive, max_duration_s=DRONE_DEMO_S)
+    pilot_ref.append(pilot)
+    try:
+        result = pilot.run(stay_alive=lambda: bool(pending) or drone.telemetry().flying)
+    finally:
+        writer.close()
+    frames = following["frames"]
+    return {
+        "commands": [{"t_s": round(c.t_s, 2), "command": c.command, "source": c.source} for c in result.commands],
+        "heard": [{k: v for k, v in h.items() if k != "command_obj"} for h in said],
+        "tracking": {
+            "following_frames": frames,
+            "centered_fraction": round(following["centred"] / frames, 3) if frames else 0.0,
+            "mean_error_px": round(float(np.mean(errors_px)), 1) if errors_px else None,
+        },
+        "final": result.final.final(),
+        "events": [{"t_s": round(e.t_s, 2), "type": e.type, "detail": e.detail} for e in result.events],
+    }
