@@ -1,15 +1,21 @@
-"""``edgepilot fly`` and ``edgepilot drive``: run a vehicle from a script (voice and keyboard join later)."""
+"""``edgepilot fly`` and ``edgepilot drive``: run a vehicle from a script, the voice, the keyboard, or all three,
+with perception on its own thread when anything needs to see (follow, photos)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 from pilot.clock import Clock, FakeClock, MonotonicClock
 from pilot.errors import InputError, VehicleError
-from pilot.grammar import parse_script
-from pilot.hal import open_vehicle
+from pilot.grammar import NAME_PATTERN, parse_script
+from pilot.hal import Camera, open_vehicle
+from pilot.messages import Command
+from pilot.perception import PerceptionWorker, perceive_once
 from pilot.runner import CommandRecord, Pilot, RunResult
 from pilot.safety import Supervisor
 
@@ -20,14 +26,23 @@ HARDWARE = {"fly": ("tello",), "drive": ("picar",)}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vehicle", default="sim", help="sim (default), or tello for fly / picar for drive")
-    parser.add_argument("--script", required=True,
+    parser.add_argument("--script", default="",
                         help="commands separated by ';', e.g. \"takeoff; up 50; cw 90; forward 100; land\"")
+    parser.add_argument("--voice", metavar="SOURCE", help="take spoken commands from 'mic', 'mic:DEVICE' or a WAV file")
+    parser.add_argument("--engine", choices=("vosk", "pocketsphinx"), help="speech engine (default: vosk if its "
+                        "English model is installed, else pocketsphinx)")
+    parser.add_argument("--lang", default="en", help="spoken language (en, ko)")
+    parser.add_argument("--keys", action="store_true", help="keyboard teleop in this terminal (overrides autonomy)")
+    parser.add_argument("--follow", metavar="NAME", help="after the script, follow NAME ('me' = the nearest face)")
+    parser.add_argument("--faces", type=Path, help="face database folder (see 'edgepilot enroll')")
+    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for photos (default out/)")
     parser.add_argument("--json", action="store_true", help="end stdout with one JSON object describing the run")
     parser.add_argument("--hz", type=float, default=30.0, help="control loop rate (default 30)")
     parser.add_argument("--fast", action="store_true",
                         help="simulator only: run faster than real time on a simulated clock")
     parser.add_argument("--host", default="192.168.10.1", help="tello only: the drone's address")
     parser.add_argument("--battery", type=float, default=100.0, help="simulator only: starting battery %%")
+    parser.add_argument("--seed", type=int, default=0, help="simulator only: world seed")
     parser.add_argument("--max-duration", type=float, default=600.0, help="end the run after this many seconds")
 
 
@@ -43,32 +58,112 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"'{args.verb}' takes --vehicle {' or '.join(allowed)}, not {args.vehicle!r}")
     if args.fast and args.vehicle != "sim":
         raise InputError("--fast only works with the simulator: real vehicles run in real time")
+    if args.fast and (args.voice or args.keys):
+        raise InputError("--fast runs on a simulated clock; voice and keys need real time: drop --fast")
+    if args.follow is not None and not (args.follow == "me" or NAME_PATTERN.fullmatch(args.follow)):
+        raise InputError(f"--follow takes 'me' or a name of lower-case letters, not {args.follow!r}")
+    if not (args.script.strip() or args.voice or args.keys or args.follow):
+        raise InputError("nothing to do: give --script, --voice, --keys or --follow")
+    if args.keys and not sys.stdin.isatty():
+        raise InputError("--keys needs an interactive terminal (stdin is not a TTY)")
+    if args.faces is not None and not args.faces.is_dir():
+        raise InputError(f"face database {args.faces} is not a folder; create it with 'edgepilot enroll'")
+
+
+def _plan(args: argparse.Namespace, kind: str) -> list[Command]:
+    script = parse_script(args.script) if args.script.strip() else []
+    if args.follow is not None:
+        if kind == "drone" and not any(c.verb == "takeoff" for c in script):
+            script.insert(0, Command("takeoff"))
+        script.append(Command("follow", args.follow))
+    return script
+
+
+def _sim_camera(vehicle, clock: Clock, seed: int) -> Camera:
+    from sim.render import SimCamera
+    from sim.world import World
+
+    return SimCamera(World.build(seed, vehicle.kind), vehicle, clock)
+
+
+def _detector(args: argparse.Namespace, script: list[Command]):
+    """Perception runs when something must see: following (in the plan, or possibly said), or a face database."""
+    needs = args.voice or args.keys or args.faces or any(c.verb == "follow" for c in script)
+    if not needs:
+        return None
+    from vision.pipeline import Perception
+
+    perception = Perception(detect=("face", "person"), faces_dir=args.faces, person_every=2)
+    return perception.process
 
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    script = parse_script(args.script)  # before touching any vehicle: a bad script moves nothing
     simulated = args.vehicle == "sim"
+    kind = "drone" if args.verb == "fly" else "car"
+    script = _plan(args, kind)  # before touching any vehicle: a bad script moves nothing
     clock: Clock = FakeClock() if args.fast else MonotonicClock()
-    registry_name = SIM_NAMES[args.verb] if simulated else args.vehicle
     options: dict = {"clock": clock}
     if simulated:
         options["battery_pct"] = args.battery
     else:
         options["host"] = args.host
-    vehicle = open_vehicle(registry_name, **options)
-    printer = None if args.json else _print_record
-    pilot = Pilot(vehicle, name=args.vehicle if not simulated else registry_name, clock=clock, hz=args.hz,
-                  supervisor=Supervisor(vehicle.kind), max_duration_s=args.max_duration, on_record=printer)
-    result = pilot.run(script)
+    with ExitStack() as stack:
+        listener = None
+        if args.voice:  # load the speech model and open the source first: a missing model moves nothing
+            from voice.listener import VoiceListener
+
+            listener = VoiceListener(args.voice, engine=args.engine, lang=args.lang)
+            stack.callback(listener.stop)
+        detect = _detector(args, script)
+        vehicle = open_vehicle(SIM_NAMES[args.verb] if simulated else args.vehicle, **options)
+        stack.callback(vehicle.close)
+        sees = detect is not None or any(c.verb == "photo" for c in script)
+        camera = getattr(vehicle, "camera", None) or (_sim_camera(vehicle, clock, args.seed)
+                                                      if simulated and sees else None)
+        if camera is None and detect is not None:
+            raise VehicleError(f"{args.vehicle} has no camera: following and photos need one")
+        printer = None if args.json else _print_record
+        pilot = Pilot(vehicle, name=SIM_NAMES[args.verb] if simulated else args.vehicle, clock=clock, hz=args.hz,
+                      supervisor=Supervisor(vehicle.kind), max_duration_s=args.max_duration, on_record=printer,
+                      perceive=(lambda now: perceive_once(camera, detect)) if args.fast and camera else None,
+                      out_dir=args.out)
+        if camera is not None and not args.fast:
+            worker = PerceptionWorker(camera, detect, pilot.seen.set).start()
+            stack.callback(worker.stop)
+        alive = [listener.running] if listener else []
+        if listener is not None:
+            listener.start(lambda command, info: pilot.submit(Command(command.verb, command.arg, "voice")),
+                           on_drop=None if args.json else _print_drop)
+        if args.keys:
+            alive.append(_start_keys(stack, pilot))
+        result = pilot.run(script, stay_alive=lambda: any(check() for check in alive))
     _report(result, args.json)
     if result.failure:
         raise VehicleError(result.failure)
     return 0
 
 
+def _start_keys(stack: ExitStack, pilot: Pilot):
+    import threading
+
+    from pilot.keys import HELP, KeyboardTeleop, cbreak
+
+    quit_event = threading.Event()
+    fd = sys.stdin.fileno()
+    stack.enter_context(cbreak(fd))
+    teleop = KeyboardTeleop(fd, pilot.submit, pilot.manual_velocity, quit_event.set).start()
+    stack.callback(teleop.stop)
+    print(HELP, file=sys.stderr)
+    return lambda: not quit_event.is_set()
+
+
 def _print_record(record: CommandRecord) -> None:
     print(f"{record.t_s:7.2f} s  {record.command:<14} [{record.source}] {record.result}", flush=True)
+
+
+def _print_drop(info: dict) -> None:
+    print(f"          not understood: {info.get('text') or '(noise)'} ({info.get('reason', '')})", flush=True)
 
 
 def _report(result: RunResult, as_json: bool) -> None:
