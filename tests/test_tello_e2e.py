@@ -286,8 +286,8 @@ def test_connect_errors_name_the_cause(netns, run_log):
 
 
 def test_close_frees_every_port_and_a_second_run_connects(emulator, run_log):
-    for _ in range(2):
-        vehicle = connect(video=True)
+    for video in (True, False):
+        vehicle = connect(video=video)
         vehicle.close()
         vehicle.close()  # idempotent
         for port in (8889, 8890, 11111):
@@ -296,7 +296,7 @@ def test_close_frees_every_port_and_a_second_run_connects(emulator, run_log):
             probe.close()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(garbage=st.lists(st.binary(max_size=200), min_size=1, max_size=3))
 def test_arbitrary_bytes_on_the_state_and_reply_ports_never_break_the_backend(fuzz_rig, garbage):
     vehicle, from_drone = fuzz_rig
