@@ -1,0 +1,252 @@
+"""Audio sources for the recognisers: WAV files (any rate and channel count) and the microphone.
+
+Both implement :class:`pilot.hal.AudioSource`: mono int16 chunks at 16 kHz. Files are resampled and down-mixed here
+(a windowed-sinc resampler, streaming, so the microphone can use it too when a device cannot record at 16 kHz), and
+can be played at real-time pace (as a microphone would deliver them) or as fast as the recogniser can take them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pilot.clock import Clock, MonotonicClock
+from pilot.errors import InputError
+
+log = logging.getLogger(__name__)
+
+RATE = 16000
+CHUNK_MS = 20
+_PHASES = 512
+
+
+class StreamResampler:
+    """Band-limited resampling of a stream, block by block, with a Kaiser-windowed sinc (about 80 dB stop band).
+
+    Each output sample is interpolated from the input samples around its exact position, so any pair of rates works
+    (44100 -> 16000 as well as 22050 -> 16000) and block boundaries leave no trace.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int = RATE, half_taps: int = 16) -> None:
+        if rate_in <= 0 or rate_out <= 0:
+            raise InputError(f"invalid sample rate {rate_in} Hz")
+        self.step = rate_in / rate_out  # input samples per output sample
+        self.cutoff = min(1.0, 1.0 / self.step) * 0.92  # of the input Nyquist; a little below to leave a roll-off
+        self.half_width = int(math.ceil(half_taps / min(1.0, 1.0 / self.step)))
+        self._buffer = np.zeros(self.half_width, dtype=np.float64)  # starts with silence history
+        self._next = float(self.half_width)  # position of the next output sample in the buffer
+        self.identity = rate_in == rate_out
+        self._table = np.zeros(0) if self.identity else self._make_table()
+
+    def _kernel(self, offsets: np.ndarray) -> np.ndarray:
+        # Look the kernel up in a table of _PHASES points per input sample: np.i0 per tap would cost more than the
+        # whole recogniser. The nearest-phase error is below -60 dB.
+        return self._table[np.rint((offsets + self.half_width) * _PHASES).astype(np.int64)]
+
+    def _make_table(self) -> np.ndarray:
+        offsets = np.arange(2 * self.half_width * _PHASES + 1) / _PHASES - self.half_width
+        ratio = np.clip(offsets / (self.half_width + 0.5), -1.0, 1.0)
+        kaiser = np.i0(8.0 * np.sqrt(1.0 - ratio**2)) / np.i0(8.0)  # the Kaiser window's closed form
+        return self.cutoff * np.sinc(self.cutoff * offsets) * kaiser
+
+    def process(self, block: np.ndarray, final: bool = False) -> np.ndarray:
+        """Resample the next ``block`` (float); with ``final`` flush what is left (zero-padded)."""
+        if self.identity:
+            return np.asarray(block, dtype=np.float64)
+        pad = np.zeros(self.half_width + 1) if final else np.zeros(0)
+        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float64), pad])
+        last = len(self._buffer) - self.half_width - 1  # latest position with a full window on the right
+        count = int(math.floor((last - self._next) / self.step)) + 1 if last >= self._next else 0
+        if final:
+            count = max(count, 0)
+        positions = self._next + self.step * np.arange(count)
+        base = np.floor(positions).astype(np.int64)
+        taps = np.arange(-self.half_width + 1, self.half_width + 1)
+        index = base[:, None] + taps[None, :]
+        out = np.sum(self._buffer[index] * self._kernel(positions[:, None] - index), axis=1) if count else np.zeros(0)
+        self._next += self.step * count
+        drop = max(0, int(math.floor(self._next)) - self.half_width)
+        self._buffer = self._buffer[drop:]
+        self._next -= drop
+        return out
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(samples), -32768, 32767).astype(np.int16)
+
+
+def _decode_frames(raw: bytes, width: int, channels: int) -> np.ndarray:
+    """PCM bytes -> float samples (int16 scale), channels averaged."""
+    if width == 1:
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) * 256.0
+    elif width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float64)
+    elif width == 3:
+        bytes3 = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        value = bytes3[:, 0] | (bytes3[:, 1] << 8) | (bytes3[:, 2] << 16)
+        data = np.where(value >= 1 << 23, value - (1 << 24), value).astype(np.float64) / 256.0
+    else:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 65536.0
+    return data.reshape(-1, channels).mean(axis=1)
+
+
+class WavSource:
+    """A WAV file as 16 kHz mono int16 chunks, at real-time pace or as fast as they are taken."""
+
+    sample_rate = RATE
+
+    def __init__(self, path: str | Path, realtime: bool = False, chunk_ms: int = CHUNK_MS,
+                 clock: Clock | None = None) -> None:
+        self.path = Path(path)
+        self.realtime = realtime
+        self.chunk_ms = chunk_ms
+        self.clock = clock or MonotonicClock()
+        self._closed = False
+        try:
+            with wave.open(str(self.path), "rb") as wav:
+                self.channels = wav.getnchannels()
+                self.width = wav.getsampwidth()
+                self.file_rate = wav.getframerate()
+                self.frames = wav.getnframes()
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{self.path}: is a directory, not a WAV file") from None
+        except (wave.Error, EOFError) as exc:
+            raise InputError(f"{self.path}: not a readable WAV file ({exc}); convert it with "
+                             f"'ffmpeg -i IN -ac 1 -ar 16000 -sample_fmt s16 OUT.wav'") from None
+        if self.width not in (1, 2, 3, 4) or self.channels < 1 or self.file_rate < 4000:
+            raise InputError(f"{self.path}: unsupported WAV ({self.channels} channels, {8 * self.width}-bit, "
+                             f"{self.file_rate} Hz); use 8-32 bit PCM at 4 kHz or more")
+        data_bytes = self.frames * self.channels * self.width
+        header_guess = self.path.stat().st_size - data_bytes
+        if header_guess < 44:  # a WAV header is at least 44 bytes, so the data is shorter than the header says
+            raise InputError(f"{self.path}: truncated WAV: the header promises {self.frames / self.file_rate:.2f} s "
+                             f"of audio but the file ends early")
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.file_rate
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        block_frames = max(1, self.file_rate * self.chunk_ms // 1000)
+        resampler = StreamResampler(self.file_rate, RATE)
+        start = self.clock.now()
+        sent = 0
+        with wave.open(str(self.path), "rb") as wav:
+            read = 0
+            while not self._closed:
+                raw = wav.readframes(block_frames)
+                frames = len(raw) // (self.width * self.channels)
+                read += frames
+                final = read >= self.frames or frames == 0
+                if frames == 0 and read < self.frames:
+                    raise InputError(f"{self.path}: truncated WAV: ends after {read / self.file_rate:.2f} s of "
+                                     f"{self.duration_s:.2f} s")
+                samples = _decode_frames(raw[: frames * self.width * self.channels], self.width, self.channels)
+                out = to_int16(resampler.process(samples, final=final))
+                if out.size:
+                    if self.realtime:
+                        self.clock.sleep(start + (sent + out.size) / RATE - self.clock.now())
+                    sent += out.size
+                    yield out
+                if final:
+                    return
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class MicSource:
+    """The microphone (PortAudio via sounddevice), 16 kHz mono int16, in 20 ms chunks.
+
+    ``device`` is a device index or part of its name (see ``python -m sounddevice``); None is the system default.
+    If the device cannot record at 16 kHz it records at its own rate and is resampled here.
+    """
+
+    sample_rate = RATE
+
+    def __init__(self, device: int | str | None = None, chunk_ms: int = CHUNK_MS, max_queue_s: float = 5.0) -> None:
+        try:
+            import sounddevice
+        except OSError:
+            raise InputError("the PortAudio library is missing, so no microphone can be opened "
+                             "(apt install libportaudio2); or give --wav FILE") from None
+        except ImportError:
+            raise InputError("the Python package 'sounddevice' is missing (pip install sounddevice)") from None
+        self._sd = sounddevice
+        try:
+            info = sounddevice.query_devices(device, kind="input")
+        except (ValueError, sounddevice.PortAudioError) as exc:
+            raise InputError(f"no microphone found ({exc}); plug one in, pick one with --device "
+                             f"(list: python -m sounddevice), or give --wav FILE") from None
+        if info.get("max_input_channels", 0) < 1:
+            raise InputError(f"device {info.get('name')!r} has no input channels; pick a microphone with --device")
+        self.device_name = str(info.get("name"))
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=max(1, int(max_queue_s * 1000 / chunk_ms)))
+        self._dropped = 0
+        self._lock = threading.Lock()
+        rate = RATE
+        try:
+            sounddevice.check_input_settings(device=device, samplerate=RATE, channels=1, dtype="int16")
+        except Exception:  # noqa: BLE001 - PortAudio reports an unsupported rate in several ways
+            rate = int(info["default_samplerate"])
+            log.info("microphone %r cannot record at 16 kHz; recording at %d Hz and resampling", self.device_name, rate)
+        self._resampler = StreamResampler(rate, RATE)
+        try:
+            self._stream = sounddevice.InputStream(
+                device=device, samplerate=rate, channels=1, dtype="int16",
+                blocksize=rate * chunk_ms // 1000, callback=self._on_audio)
+            self._stream.start()
+        except sounddevice.PortAudioError as exc:
+            raise InputError(f"cannot open microphone {self.device_name!r}: {exc}") from None
+        log.info("listening on %r at %d Hz", self.device_name, rate)
+
+    def _on_audio(self, indata: np.ndarray, frames: int, time_info: object, status: object) -> None:
+        # PortAudio's thread: only copy and hand over. When the consumer falls behind, drop the oldest audio rather
+        # than block the audio thread (which would drop new audio instead).
+        chunk = to_int16(self._resampler.process(indata[:, 0].astype(np.float64)))
+        while True:
+            try:
+                self._queue.put_nowait(chunk)
+                return
+            except queue.Full:
+                with self._lock:
+                    self._dropped += 1
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        stream, self._stream = getattr(self, "_stream", None), None
+        if stream is not None:
+            stream.stop()
+            stream.close()
+            if self._dropped:
+                log.warning("the recogniser fell behind: %d microphone chunks were dropped", self._dropped)
+            self._queue.put(None)
+
+
+def open_source(spec: str, realtime: bool = True, device: int | str | None = None) -> WavSource | MicSource:
+    """``"mic"`` (or ``"mic:DEVICE"``) for the microphone, else a WAV file path."""
+    if spec == "mic" or spec.startswith("mic:"):
+        name = spec[4:] or device
+        if isinstance(name, str) and name.isdigit():
+            name = int(name)
+        return MicSource(device=name)
+    return WavSource(spec, realtime=realtime)

@@ -1,0 +1,285 @@
+"""From audio to commands: endpointing, recognition, and the decision to act or to drop.
+
+:class:`Transcriber` cuts a stream into utterances and turns each into a :class:`Heard`: a
+:class:`pilot.messages.Command` (source ``"voice"``) or a drop with the reason. A command is emitted only when the
+words are exactly one phrase of the vocabulary, pilot.grammar accepts it, and the recogniser is sure enough: more sure
+for commands that are dangerous when wrong (flips, emergency, moves over 1 m, turns over 180 degrees).
+
+The end of an utterance is grammar-aware: after "take off" or "... centimeters" (nothing can follow) a short pause
+ends it; after "up fifty" (a unit or "five" may follow) a longer one; after "turn right" (not yet a command) longer
+still. So most commands are emitted a fifth of a second after the speaker stops.
+
+:class:`VoiceListener` runs this on its own thread for the pilot loop and only publishes (a callback);
+:func:`recognise_file` is the synchronous form for tests, the demo and ``edgepilot listen --wav``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pilot.errors import CommandRejected, EdgepilotError
+from pilot.grammar import parse_command
+from pilot.messages import MOVE_VERBS, TURN_VERBS, Command
+from voice.audio import RATE, open_source
+from voice.denoise import SpectralDenoiser
+from voice.endpoint import FRAME, VoiceActivity
+from voice.engines import Recogniser, make_recogniser
+from voice.vocabulary import Status, Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    min_confidence: float = 0.5
+    #: Flips, emergency, moves over ``risky_move_cm`` and turns over ``risky_turn_deg`` need this much.
+    min_confidence_risky: float = 0.75
+    risky_move_cm: int = 100
+    risky_turn_deg: int = 180
+    preroll_s: float = 0.3  # audio kept from before speech was detected, so the first sound is not cut
+    end_complete_s: float = 0.15  # pause that ends an utterance that is a command nothing can follow
+    end_extendable_s: float = 0.35  # ... a command that may go on ("up fifty" -> "up fifty five")
+    end_incomplete_s: float = 0.7  # ... words that are not a command yet
+    max_utterance_s: float = 8.0
+    feed_frames: int = 5  # hand audio to the recogniser 50 ms at a time
+    denoise: bool = True  # subtract steady noise before endpointing and recognition (voice.denoise)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One utterance: the words, and the command, or why there is none."""
+
+    words: tuple[str, ...]
+    command: Command | None
+    confidence: float
+    t_speech_end: float  # seconds of audio from the start of the stream
+    t_emit: float
+    reason: str = ""  # why it was dropped
+    file: str = ""
+    wall_emit: float = 0.0  # time.monotonic() when decided, for latency measurements
+    detail: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "file": self.file,
+            "text": " ".join(self.words),
+            "command": self.command.text if self.command else None,
+            "confidence": round(self.confidence, 3),
+            "t_speech_end": round(self.t_speech_end, 3),
+            "t_emit": round(self.t_emit, 3),
+        }
+
+
+def is_risky(command: Command, config: VoiceConfig) -> bool:
+    """Commands that do harm when heard wrongly."""
+    if command.verb in ("flip", "emergency"):
+        return True
+    if command.verb in MOVE_VERBS and isinstance(command.arg, int | float):
+        return command.arg > config.risky_move_cm
+    if command.verb in TURN_VERBS and isinstance(command.arg, int | float):
+        return command.arg > config.risky_turn_deg
+    return False
+
+
+class Transcriber:
+    """Cuts 16 kHz int16 audio into utterances and decides each one."""
+
+    def __init__(self, recogniser: Recogniser, config: VoiceConfig | None = None) -> None:
+        self.recogniser = recogniser
+        self.vocab: Vocabulary = recogniser.vocab
+        self.config = config or VoiceConfig()
+
+    def decide(self, words: tuple[str, ...], confidence: float) -> tuple[Command | None, str]:
+        if not words:
+            return None, "nothing recognised"
+        text = self.vocab.command_text(words)
+        if text is None:
+            return None, "not a command"
+        try:
+            command = parse_command(text, source="voice")
+        except CommandRejected as exc:
+            return None, str(exc)
+        needed = self.config.min_confidence_risky if is_risky(command, self.config) else self.config.min_confidence
+        if confidence < needed:
+            return None, f"not sure enough ({confidence:.2f} < {needed:.2f})"
+        return command, ""
+
+    def _end_pause_frames(self, words: tuple[str, ...]) -> int:
+        status, _ = self.vocab.read(words)
+        seconds = {Status.COMPLETE: self.config.end_complete_s,
+                   Status.EXTENDABLE: self.config.end_extendable_s}.get(status, self.config.end_incomplete_s)
+        return max(1, round(seconds * RATE / FRAME))
+
+    def run(self, chunks: Iterable[np.ndarray], file: str = "") -> Iterator[Heard]:
+        """Yield a :class:`Heard` for every utterance in the stream (commands and drops)."""
+        config = self.config
+        vad = VoiceActivity()
+        preroll: collections.deque[np.ndarray] = collections.deque(maxlen=max(1, round(config.preroll_s * 100)))
+        batch: list[np.ndarray] = []
+        leftover = np.zeros(0, dtype=np.int16)
+        position = 0  # samples consumed
+        in_utterance = False
+        utterance_start = 0
+        end_after: int | None = None  # silence frames that end this utterance
+
+        def flush() -> None:
+            if batch:
+                self.recogniser.feed(np.concatenate(batch))
+                batch.clear()
+
+        def finish(end_sample: int) -> Heard:
+            flush()
+            hypothesis = self.recogniser.finish()
+            vad.end_utterance()
+            command, reason = self.decide(hypothesis.words, hypothesis.confidence)
+            heard = Heard(hypothesis.words, command, hypothesis.confidence, end_sample / RATE, position / RATE,
+                          reason, file, time.monotonic(), hypothesis.detail)
+            if command is None:
+                log.info("not understood: %r (%s)", " ".join(heard.words), reason)
+            else:
+                log.info("heard %r -> %s (confidence %.2f)", " ".join(heard.words), command.text, heard.confidence)
+            return heard
+
+        denoiser = SpectralDenoiser() if config.denoise else None
+        self.recogniser.new_stream()
+        for chunk in chunks:
+            chunk = np.asarray(chunk, dtype=np.int16)
+            if denoiser is not None:
+                chunk = denoiser.process(chunk)
+            samples = np.concatenate([leftover, chunk])
+            whole = len(samples) // FRAME * FRAME
+            leftover = samples[whole:]
+            for start in range(0, whole, FRAME):
+                frame = samples[start:start + FRAME]
+                speech = vad.push(frame)
+                position += FRAME
+                if not in_utterance:
+                    preroll.append(frame)
+                    if vad.in_speech:
+                        self.recogniser.start()
+                        batch.extend(preroll)
+                        preroll.clear()
+                        in_utterance, utterance_start, end_after = True, position, None
+                    continue
+                batch.append(frame)
+                if len(batch) >= config.feed_frames:
+                    flush()
+                too_long = position - utterance_start >= config.max_utterance_s * RATE
+                if speech and not too_long:
+                    end_after = None
+                    continue
+                silence = vad.silence_frames
+                # Ask the recogniser what it has heard 50 ms into the pause, then every 100 ms.
+                if silence >= 5 and (end_after is None or silence % 10 == 5):
+                    flush()
+                    end_after = self._end_pause_frames(self.recogniser.partial())
+                if too_long or (end_after is not None and silence >= end_after):
+                    yield finish((vad.last_speech_frame + 1) * FRAME)
+                    in_utterance = False
+        if in_utterance:
+            if len(leftover):
+                batch.append(leftover)
+                position += len(leftover)
+            # The stream stopped mid-utterance or right after it: give the decoder the pause it would have had.
+            batch.append(np.zeros(round(config.end_incomplete_s * RATE), dtype=np.int16))
+            yield finish((vad.last_speech_frame + 1) * FRAME)
+
+
+def recognise_file(path: str | Path, engine: str | None = None, lang: str = "en", model: str | Path | None = None,
+                   realtime: bool = False, recogniser: Recogniser | None = None, config: VoiceConfig | None = None,
+                   include_dropped: bool = False) -> list[dict]:
+    """Recognise a WAV file; return one dict per emitted command (the ``--json`` fields plus ``reason`` for drops
+    when ``include_dropped``). Pass ``recogniser`` to reuse a loaded model across files."""
+    from voice.audio import WavSource
+
+    recogniser = recogniser or make_recogniser(engine, Vocabulary.load(lang), model)
+    source = WavSource(path, realtime=realtime)
+    results = []
+    try:
+        for heard in Transcriber(recogniser, config).run(source.chunks(), file=str(path)):
+            if heard.command is not None or include_dropped:
+                results.append({**heard.to_json(), **({"reason": heard.reason} if include_dropped else {})})
+    finally:
+        source.close()
+    return results
+
+
+class VoiceListener:
+    """Recognise commands from the microphone or a WAV file on a thread of its own; publish them to a callback.
+
+    ``source_spec`` is ``"mic"``, ``"mic:DEVICE"`` or a WAV path. The model is loaded and the source opened in the
+    constructor, so a missing model or microphone is an error right away, in the caller's thread. ``start(on_command)``
+    calls ``on_command(command, info)`` from the listener thread for every emitted command (``info`` is the
+    ``--json`` dict); ``on_drop(info)`` (optional) for every utterance that was not acted on. ``stop()`` ends it,
+    ``join()`` waits and re-raises an error the thread hit.
+    """
+
+    def __init__(self, source_spec: str, engine: str | None = None, lang: str = "en", model: str | Path | None = None,
+                 realtime: bool = True, config: VoiceConfig | None = None) -> None:
+        self.recogniser = make_recogniser(engine, Vocabulary.load(lang), model)
+        self.source = open_source(source_spec, realtime=realtime)
+        self.source_spec = source_spec
+        self.config = config
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def start(self, on_command: Callable[[Command, dict], None],
+              on_drop: Callable[[dict], None] | None = None) -> None:
+        if self._thread is not None:
+            raise RuntimeError("this VoiceListener was already started")
+        self._thread = threading.Thread(target=self._run, args=(on_command, on_drop), name="voice", daemon=True)
+        self._thread.start()
+
+    def _run(self, on_command: Callable[[Command, dict], None], on_drop: Callable[[dict], None] | None) -> None:
+        transcriber = Transcriber(self.recogniser, self.config)
+        try:
+            for heard in transcriber.run(self._chunks(), file=self.source_spec):
+                info = {**heard.to_json(), "reason": heard.reason}
+                if heard.command is not None:
+                    on_command(heard.command, info)
+                elif on_drop is not None:
+                    on_drop(info)
+        except EdgepilotError as exc:
+            self.error = exc
+            log.error("voice stopped: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - report on join() instead of dying silently on a thread
+            self.error = exc
+            log.exception("voice stopped by an unexpected error")
+        finally:
+            self.source.close()
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        for chunk in self.source.chunks():
+            if self._stop.is_set():
+                return
+            yield chunk
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.source.close()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> VoiceListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self.join(timeout=5.0)
