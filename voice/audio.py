@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import struct
 import threading
 import wave
 from collections.abc import Iterator
@@ -119,8 +120,9 @@ class WavSource:
             raise InputError(f"{self.path}: no such file") from None
         except IsADirectoryError:
             raise InputError(f"{self.path}: is a directory, not a WAV file") from None
-        except (wave.Error, EOFError) as exc:
-            raise InputError(f"{self.path}: not a readable WAV file ({exc}); convert it with "
+        except (wave.Error, EOFError, RuntimeError, ValueError, struct.error) as exc:
+            # wave raises RuntimeError for a chunk that claims to run past the end of the file.
+            raise InputError(f"{self.path}: not a readable WAV file ({exc or type(exc).__name__}); convert it with "
                              f"'ffmpeg -i IN -ac 1 -ar 16000 -sample_fmt s16 OUT.wav'") from None
         if self.width not in (1, 2, 3, 4) or self.channels < 1 or self.file_rate < 4000:
             raise InputError(f"{self.path}: unsupported WAV ({self.channels} channels, {8 * self.width}-bit, "

@@ -39,6 +39,8 @@ class Hypothesis:
 class Recogniser(Protocol):
     name: str
     vocab: Vocabulary
+    #: (normal, risky) minimum confidence for a command: each engine's confidence has its own scale.
+    thresholds: tuple[float, float]
 
     def new_stream(self) -> None:
         """A new audio stream begins (another file, a new microphone session): forget channel adaptation."""
@@ -90,9 +92,14 @@ def _check_vosk_model(path: Path) -> None:
 
 
 class VoskRecogniser:
-    """Vosk with a run-time grammar of the command phrases (needs a model with HCLr.fst/Gr.fst: the small models)."""
+    """Vosk with a run-time grammar of the command phrases (needs a model with HCLr.fst/Gr.fst: the small models).
+
+    The confidence is the lowest word confidence (Kaldi's MBR posteriors); an unknown-word token or a rejection word
+    makes the utterance no command.
+    """
 
     name = "vosk"
+    thresholds = (0.6, 0.85)
 
     def __init__(self, vocab: Vocabulary, model: str | Path | None = None, rejection: bool = True) -> None:
         path = Path(model) if model is not None else find_vosk_model(vocab.code)

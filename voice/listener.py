@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VoiceConfig:
-    min_confidence: float = 0.5
+    #: None: the recogniser's own default (``Recogniser.thresholds``); engines' confidences have different scales.
+    min_confidence: float | None = None
     #: Flips, emergency, moves over ``risky_move_cm`` and turns over ``risky_turn_deg`` need this much.
-    min_confidence_risky: float = 0.75
+    min_confidence_risky: float | None = None
     risky_move_cm: int = 100
     risky_turn_deg: int = 180
     preroll_s: float = 0.3  # audio kept from before speech was detected, so the first sound is not cut
@@ -96,6 +97,10 @@ class Transcriber:
         self.recogniser = recogniser
         self.vocab: Vocabulary = recogniser.vocab
         self.config = config or VoiceConfig()
+        normal, risky = recogniser.thresholds
+        self.min_confidence = normal if self.config.min_confidence is None else self.config.min_confidence
+        self.min_confidence_risky = max(self.min_confidence, risky if self.config.min_confidence_risky is None
+                                        else self.config.min_confidence_risky)
 
     def decide(self, words: tuple[str, ...], confidence: float) -> tuple[Command | None, str]:
         if not words:
@@ -107,7 +112,7 @@ class Transcriber:
             command = parse_command(text, source="voice")
         except CommandRejected as exc:
             return None, str(exc)
-        needed = self.config.min_confidence_risky if is_risky(command, self.config) else self.config.min_confidence
+        needed = self.min_confidence_risky if is_risky(command, self.config) else self.min_confidence
         if confidence < needed:
             return None, f"not sure enough ({confidence:.2f} < {needed:.2f})"
         return command, ""
