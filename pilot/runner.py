@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: Commands that interrupt whatever the vehicle is doing, whoever says them.
 URGENT_VERBS = ("stop", "land", "emergency")
+#: Vehicle events that mean a command it had accepted failed after all (the Tello replies asynchronously).
+ASYNC_FAILURES = ("command_failed", "command_timeout")
 #: How often a flying drone / a car gets a velocity set-point when nothing else is sent (proof of life).
 SETPOINT_PERIOD_S = 0.2
 
@@ -122,6 +124,7 @@ class Pilot:
         self.seen = LatestValue()
         self._manual: tuple[Velocity, float] | None = None  # (velocity, until monotonic s) from the keyboard
         self._manual_lock = threading.Lock()
+        self._last_seen_frame_s: float | None = None
         #: What drives the vehicle between commands (follow a person, follow the lane), if anything.
         self.behaviour: Behaviour | None = behaviour
         self.mode = Mode.LANDED
@@ -186,9 +189,19 @@ class Pilot:
         telemetry = vehicle.telemetry()
         for event in vehicle.poll_events():
             self._event(t_s, event.type, event.detail)
+            if event.type in ASYNC_FAILURES and self._script:
+                # A real vehicle answers later than we dispatch: a refusal then still ends the script.
+                self._fail(t_s, "script_aborted", f"{event.detail}; the rest of the script is cancelled")
+                self._script.clear()
+        seen = self.seen.get()
+        if seen is not None and seen.frame_t_s != self._last_seen_frame_s:
+            self._last_seen_frame_s = seen.frame_t_s
+            supervisor.note_input(now_s)  # perception is alive: the watchdog stays quiet
         forced = supervisor.tick(now_s, telemetry)
         for event in supervisor.drain_events():
             self._event(t_s, event.type, event.detail)
+        if supervisor.failure and self.result.failure is None:
+            self.result.failure = supervisor.failure
         for command in forced:
             self._dispatch(command, telemetry, t_s)
         while True:
@@ -216,6 +229,8 @@ class Pilot:
                     self._script.clear()
 
         manual = self._take_manual(now_s)
+        if manual is not None:
+            supervisor.note_input(now_s)
         if manual is not None and not vehicle.busy():
             if self.behaviour is not None:
                 self._event(t_s, "manual_override", f"keyboard took over: {self.behaviour.state} ended")

@@ -30,6 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop-state-after", type=float, default=0.0, help=f"stop sending state {FAULT_HELP}")
     parser.add_argument("--freeze-video-after", type=float, default=0.0, help=f"freeze the video {FAULT_HELP}")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = Ctrl-C)")
+    parser.add_argument("--seed", type=int, default=0, help="the simulated world the drone's camera sees")
+    parser.add_argument("--test-pattern", action="store_true",
+                        help="send a test pattern instead of the simulated world's view (cheaper)")
+
+
+def _world_camera(seed: int):
+    """The drone's camera sees the simulator's world at the Tello's 960x720, people and all."""
+    from sim.render import SimCamera
+    from sim.world import World
+
+    world = World.build(seed, "drone")
+    return lambda drone, clock: SimCamera(world, drone, clock, width=960, height=720)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -48,11 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from sim.tello_emulator import EmulatorConfig, TelloEmulator
 
     config = EmulatorConfig(battery_pct=args.battery, video_fps=args.fps, auto_land_s=args.auto_land)
+    camera_factory = None if args.test_pattern else _world_camera(args.seed)
     net = tello_netns.TelloNetwork()
     created = False
     if args.bind:
         try:
-            emulator = TelloEmulator.bind(args.bind, 8889, config=config)
+            emulator = TelloEmulator.bind(args.bind, 8889, config=config, camera_factory=camera_factory)
         except OSError as exc:
             raise InputError(f"cannot listen on {args.bind}:8889: {exc.strerror}") from None
         where = f"{args.bind}:8889"
@@ -62,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                              f"Or run it on a second computer with --bind 0.0.0.0 and fly with --host <its address>")
         created = tello_netns.create(net)
         try:
-            emulator = tello_netns.in_namespace(net, lambda: TelloEmulator.bind(net.drone_ip, 8889, config=config))
+            emulator = tello_netns.in_namespace(net, lambda: TelloEmulator.bind(net.drone_ip, 8889, config=config,
+                                                                                camera_factory=camera_factory))
         except OSError as exc:
             if created:
                 tello_netns.delete(net)
