@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 from pilot.behaviours import Behaviour, FollowConfig, FollowTarget
 from pilot.clock import Clock, MonotonicClock
@@ -72,6 +73,18 @@ class CommandRecord:
         return {"t_s": round(self.t_s, 3), "command": self.command, "source": self.source, "result": self.result}
 
 
+class RunTap(Protocol):
+    """Watches a run without changing it (the flight recorder). Called on the loop's thread; keep it quick."""
+
+    def on_tick(self, t_s: float, telemetry: Telemetry, seen: Seen | None, velocity: Velocity | None,
+                mode: Mode) -> None:
+        """Once per tick, after the decisions: ``velocity`` is the set-point sent this tick (after safety), if any."""
+
+    def on_command(self, record: CommandRecord) -> None: ...
+
+    def on_event(self, event: Event) -> None: ...
+
+
 @dataclass
 class RunResult:
     vehicle: str
@@ -110,6 +123,7 @@ class Pilot:
         follow_config: FollowConfig | None = None,
         behaviour: Behaviour | None = None,
         out_dir: Path | None = None,
+        tap: RunTap | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.name = name or vehicle.kind
@@ -121,6 +135,8 @@ class Pilot:
         self.perceive = perceive
         self.follow_config = follow_config
         self.out_dir = out_dir
+        self.tap = tap
+        self._sent: Velocity | None = None  # the set-point sent this tick, for the tap
         self.seen = LatestValue()
         self._manual: tuple[Velocity, float] | None = None  # (velocity, until monotonic s) from the keyboard
         self._manual_lock = threading.Lock()
@@ -240,6 +256,9 @@ class Pilot:
             self.send_velocity(self.behaviour.update(self.seen.get(), now_s), telemetry, now_s)
         self._keep_setpoint(telemetry, now_s)
         self.mode = self._derive_mode(telemetry)
+        if self.tap is not None:
+            self.tap.on_tick(t_s, telemetry, self.seen.get(), self._sent, self.mode)
+        self._sent = None
 
         if self.max_duration_s is not None and t_s >= self.max_duration_s:
             self._event(t_s, "timeout", f"run longer than {self.max_duration_s:g} s: ending")
@@ -263,6 +282,7 @@ class Pilot:
         safe = self.supervisor.limit_velocity(velocity, telemetry, now_s)
         self.vehicle.send_velocity(safe)
         self._last_setpoint_s = now_s
+        self._sent = safe
 
     def _dispatch(self, command: Command, telemetry: Telemetry, t_s: float) -> str | None:
         """Send one command through safety to the vehicle and record the outcome: None when the vehicle accepted
@@ -353,9 +373,14 @@ class Pilot:
         log.info("t=%.2fs %s (%s): %s", t_s, command.text, command.source, result)
         if self.on_record is not None:
             self.on_record(record)
+        if self.tap is not None:
+            self.tap.on_command(record)
 
     def _event(self, t_s: float, type_: str, detail: str) -> None:
-        self.result.events.append(Event(t_s, type_, detail))
+        event = Event(t_s, type_, detail)
+        self.result.events.append(event)
+        if self.tap is not None:
+            self.tap.on_event(event)
 
     def _fail(self, t_s: float, type_: str, detail: str) -> None:
         self._event(t_s, type_, detail)
