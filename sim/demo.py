@@ -58,7 +58,7 @@ def car_demo(seed: int, video: Path | None) -> dict:
     """Laps of the track with two people stepping onto the road."""
     from vision.pipeline import Perception
 
-    perception = Perception(detect=("person",), person_detector="pose")
+    perception = Perception(detect=("person",), person_detector="pose", person_every=3)
     writer = AnnotatedVideo(video)
     try:
         report = run_car(car_world(seed, crossings=((0.35, 4.5), (0.85, 17.5))), seconds=36.0, crossings=2,
