@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
 """Benchmark the control loop in real time: a 30 Hz loop driving the simulated drone with its camera rendered every
-tick (and, with --full, face detection + tracking + the follow behaviour on every frame), for --seconds.
+tick, for --seconds; with --full also the whole product loop: speech recognition streaming the demo's spoken commands
+at real-time pace on its own thread (PocketSphinx, and Vosk with the Korean model from PyPI), face + person detection,
+tracking and the follow behaviour on every frame.
 
-Prints achieved rate, overruns, period jitter (median / p99 of |period - 1/hz|), per-tick work time, peak RSS, and
-the renderer's own fps for both vehicles at 640x480, all measured in this one run.
+Each configuration runs in its own process so its peak RSS is its own. Prints achieved rate, overruns, period jitter
+(median / p99 of |period - 1/hz|), per-tick work time, peak RSS, and the renderer's own fps for both vehicles at
+640x480, all measured in this one run.
 
     python scripts/bench_loop.py                 # 60 s render-only loop + renderer fps
-    python scripts/bench_loop.py --full          # + perception and follow (the demo's loop)
+    python scripts/bench_loop.py --full          # + the full loop with each speech engine
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
+import tempfile
 import time
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pilot.grammar import parse_script  # noqa: E402
-from pilot.messages import Seen  # noqa: E402
+from pilot.perception import PerceptionWorker  # noqa: E402
 from pilot.runner import Pilot  # noqa: E402
 from sim.render import SimCamera, benchmark  # noqa: E402
 from sim.vehicles import SimDrone  # noqa: E402
@@ -33,40 +40,71 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def loop_run(seconds: float, hz: float, full: bool) -> dict:
+def _voice(engine: str) -> object:
+    """A listener streaming the demo's speech at real-time pace (Vosk gets the Korean model: the only one here)."""
+    from sim.demo import demo_speech
+    from voice.listener import VoiceListener
+
+    audio, rate = demo_speech()
+    path = Path(tempfile.mkdtemp()) / "speech.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(audio.tobytes())
+    lang = "ko" if engine == "vosk" else "en"
+    return VoiceListener(str(path), engine=engine, lang=lang, realtime=True)
+
+
+def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None) -> dict:
     world = World.build(0, "drone", people=0).with_people(
         Person.create("alice", [(200, 0), (200, 200), (500, 200), (500, -200), (200, -200)], speed_cm_s=40.0,
                       start_s=3.0, mode="loop", seed=1))
     drone = SimDrone()
     camera = SimCamera(world, drone)
     perception = None
+    listener = _voice(engine) if engine else None
     if full:
         from vision.pipeline import Perception
 
-        perception = Perception(detect=("face",))
+        perception = Perception(detect=("face", "person"), person_every=2)
     work_ms: list[float] = []
+    perceived: list[float] = []
 
-    def perceive(now_s: float) -> Seen:
+    def detect(frame):
         t0 = time.perf_counter()
-        frame = camera.read()
-        detections = tuple(perception.process(frame)) if perception else ()
+        found = perception.process(frame) if perception else []
         work_ms.append((time.perf_counter() - t0) * 1e3)
-        return Seen(frame.t_s, frame.width, frame.height, detections, frame)
+        perceived.append(time.monotonic())
+        return found
 
     script = "takeoff; up 80; follow me" if full else "takeoff; up 80; " + "; ".join(["cw 90", "ccw 90"] * 20)
-    pilot = Pilot(drone, hz=hz, perceive=perceive, max_duration_s=seconds)
+    # As in `edgepilot fly`: perception (render + detect) on its own thread, the loop reads the latest result.
+    pilot = Pilot(drone, hz=hz, max_duration_s=seconds)
+    worker = PerceptionWorker(camera, detect, pilot.seen.set).start()
+    heard: list[str] = []
+    if listener is not None:
+        listener.start(lambda command, info: heard.append(command.text))
     result = pilot.run(parse_script(script))
+    worker.stop()
+    if listener is not None:
+        listener.stop()
     stats = result.loop
+    mode = "render only"
+    if full:
+        mode = f"full: render + face/person detect + track + follow + {engine or 'no'} speech"
     return {
-        "mode": "full (render + face detect/track + follow)" if full else "render only",
+        "mode": mode,
+        "heard": heard,
         "ticks": stats.ticks,
         "achieved_hz": round(stats.achieved_hz, 3),
         "overruns": stats.overruns,
         "jitter_p50_ms": round(stats.jitter_ms(50), 3),
         "jitter_p99_ms": round(stats.jitter_ms(99), 3),
         "p99_period_ms": round(stats.period_ms(99), 3),
-        "work_p50_ms": round(float(np.median(work_ms)), 2),
-        "work_p99_ms": round(float(np.percentile(work_ms, 99)), 2),
+        "perception_fps": round((len(perceived) - 1) / (perceived[-1] - perceived[0]), 1) if len(perceived) > 1 else 0,
+        "work_p50_ms": round(float(np.median(work_ms)), 2) if work_ms else 0.0,
+        "work_p99_ms": round(float(np.percentile(work_ms, 99)), 2) if work_ms else 0.0,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -75,24 +113,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--hz", type=float, default=30.0)
-    parser.add_argument("--full", action="store_true", help="also run perception and follow in the loop")
+    parser.add_argument("--full", action="store_true", help="also run the full loop with each speech engine")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one configuration, JSON on stdout
     args = parser.parse_args()
+    if args.child:
+        full, engine = args.child != "render", (args.child if args.child in ("vosk", "pocketsphinx") else None)
+        print(json.dumps(loop_run(args.seconds, args.hz, full, engine)))
+        return 0
 
     print("renderer, one OpenCV thread, 640x480, 300 frames:")
     for kind in ("drone", "car"):
         r = benchmark(kind, 640, 480, frames=300)
         print(f"  {kind:5}: median {r['median_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms  -> {r['fps']:.0f} fps "
               f"({r['fps'] / args.hz:.1f}x the {args.hz:g} Hz loop)")
-    runs = [loop_run(args.seconds, args.hz, full=False)]
-    if args.full:
-        runs.append(loop_run(args.seconds, args.hz, full=True))
+    runs = []
+    for child in ["render"] + (["pocketsphinx", "vosk"] if args.full else []):
+        proc = subprocess.run([sys.executable, __file__, "--child", child, "--seconds", str(args.seconds),
+                               "--hz", str(args.hz)], capture_output=True, text=True, check=True)
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     for r in runs:
         print(f"loop {args.hz:g} Hz for {args.seconds:g} s, {r['mode']}:")
         print(f"  achieved {r['achieved_hz']} Hz over {r['ticks']} ticks, {r['overruns']} overruns")
         print(f"  jitter |period - {1000 / args.hz:.2f} ms|: median {r['jitter_p50_ms']} ms, p99 {r['jitter_p99_ms']} ms"
               f" (target < 5 ms); p99 period {r['p99_period_ms']} ms")
-        print(f"  work per tick: median {r['work_p50_ms']} ms, p99 {r['work_p99_ms']} ms; "
-              f"peak RSS so far {r['peak_rss_mb']} MB")
+        print(f"  perception thread: {r['perception_fps']} fps, detect median {r['work_p50_ms']} ms, "
+              f"p99 {r['work_p99_ms']} ms; "
+              f"peak RSS {r['peak_rss_mb']} MB" + (f"; heard {r['heard']}" if r["heard"] else ""))
     return 0
 
 
