@@ -27,6 +27,9 @@ class LaneConfig:
     half_width_cm: float = 17.5    # from the lane centre to the middle of each line
     lookahead_cm: float = 55.0
     cruise_cm_s: float = 30.0
+    #: Speed control: slow down in curves, to this fraction of the cruise speed in the tightest ones.
+    curve_slowdown: float = 15.0   # speed factor = 1 - curve_slowdown * |curvature (1/cm)|
+    min_speed_frac: float = 0.5
     max_yaw_deg_s: float = 90.0
     min_line_px: int = 20          # line pixels a row band needs to count
     obstacle_zone_cm: tuple[float, float] = (25.0, 60.0)  # stop for anything standing in the lane this close
@@ -170,10 +173,11 @@ class LaneFollower:
         self.last = estimate = self.detector.estimate(image)
         if not estimate.found or estimate.obstacle:
             return Velocity()
-        speed = cfg.cruise_cm_s if speed_cm_s is None else speed_cm_s
+        cruise = cfg.cruise_cm_s if speed_cm_s is None else speed_cm_s
         # Pure pursuit: the arc through the look-ahead point has curvature 2*y/L^2.
         lookahead = math.hypot(cfg.lookahead_cm, estimate.offset_cm)
         curvature = 2.0 * estimate.offset_cm / (lookahead * lookahead)
+        speed = cruise * max(cfg.min_speed_frac, 1.0 - cfg.curve_slowdown * abs(curvature))
         yaw = math.degrees(speed * curvature)
         yaw = max(-cfg.max_yaw_deg_s, min(cfg.max_yaw_deg_s, yaw))
         return Velocity(vx_cm_s=speed, yaw_rate_deg_s=yaw)

@@ -61,7 +61,7 @@ def car_demo(seed: int, video: Path | None) -> dict:
     perception = Perception(detect=("person",), person_detector="pose", person_every=3)
     writer = AnnotatedVideo(video)
     try:
-        report = run_car(car_world(seed, crossings=((0.35, 4.5), (0.85, 17.5))), seconds=36.0, crossings=2,
+        report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=40.0, crossings=2,
                          detect=perception.process, on_frame=writer)
     finally:
         writer.close()

@@ -4,6 +4,7 @@ plus the ground-truth measurements that say how well it went."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -53,19 +54,35 @@ class CarReport:
         }
 
 
-def car_world(seed: int = 0, crossings: tuple[tuple[float, float], ...] = ((0.6, 8.0),),
-              walk_cm_s: float = 12.0) -> World:
-    """The car's track with people who cross the road: each ``(fraction of the lap, world time)`` adds a figure who
-    walks from one side of the road to the other at that place and time."""
+@dataclass(frozen=True, eq=False)
+class SteppingOut(Person):
+    """A person waiting beside the road at arc length ``at_s_cm`` who steps out and crosses when the car comes within
+    ``trigger_cm`` of the crossing, as a test driver would script it (so it happens whatever the car's speed)."""
+
+    at_s_cm: float = 0.0
+    trigger_cm: float = 130.0
+    trigger: dict = field(default_factory=dict)  # {"t_s": world time it stepped out}, filled by the scenario
+
+    def position(self, t_s: float) -> tuple[float, float]:
+        start = self.trigger.get("t_s")
+        if start is None:
+            return self.waypoints_cm[0]
+        return Person.position(dataclasses.replace(self, start_s=start), t_s)
+
+
+def car_world(seed: int = 0, crossings: tuple[float, ...] = (0.6,), walk_cm_s: float = 12.0) -> World:
+    """The car's track with people who cross the road: one per fraction of the lap in ``crossings``, walking from one
+    side of the road to the other when the car approaches."""
     world = World.build(seed, "car")
     track = world.track
     assert track is not None
-    for index, (fraction, t_s) in enumerate(crossings):
+    for index, fraction in enumerate(crossings):
         s = fraction * track.length_cm
         side = -1.0 if index % 2 == 0 else 1.0
         start, end = track.point_at(s, side * 45.0), track.point_at(s, -side * 45.0)
-        world = world.with_people(Person.create(f"pedestrian{index + 1}", [start[:2], end[:2]], speed_cm_s=walk_cm_s,
-                                                start_s=t_s, scale=0.15, seed=seed * 10 + index, mode="stop"))
+        person = SteppingOut.create(f"pedestrian{index + 1}", [start[:2], end[:2]], speed_cm_s=walk_cm_s, scale=0.15,
+                                    seed=seed * 10 + index, mode="stop")
+        world = world.with_people(dataclasses.replace(person, at_s_cm=s))
     return world
 
 
@@ -108,6 +125,10 @@ def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s
                 step -= track.length_cm
             progress["travelled"] += step
         progress["s"] = point.s_cm
+        for person in world.people:
+            if isinstance(person, SteppingOut) and "t_s" not in person.trigger and \
+                    (person.at_s_cm - point.s_cm) % track.length_cm < person.trigger_cm:
+                person.trigger["t_s"] = camera.world_time_s()
         people = world.people_at(camera.world_time_s())
         blocked = behaviour.mode == "blocked" and behaviour.state.startswith("stopped")
         if blocked and not was_blocked[0]:
