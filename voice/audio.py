@@ -121,8 +121,9 @@ class WavSource:
         except IsADirectoryError:
             raise InputError(f"{self.path}: is a directory, not a WAV file") from None
         except (wave.Error, EOFError, RuntimeError, ValueError, struct.error) as exc:
-            # wave raises RuntimeError for a chunk that claims to run past the end of the file.
-            raise InputError(f"{self.path}: not a readable WAV file ({exc or type(exc).__name__}); convert it with "
+            # wave raises a bare RuntimeError for a chunk that claims to run past the end of the file.
+            reason = str(exc) or "a chunk runs past the end of the file"
+            raise InputError(f"{self.path}: not a readable WAV file ({reason}); convert it with "
                              f"'ffmpeg -i IN -ac 1 -ar 16000 -sample_fmt s16 OUT.wav'") from None
         if self.width not in (1, 2, 3, 4) or self.channels < 1 or self.file_rate < 4000:
             raise InputError(f"{self.path}: unsupported WAV ({self.channels} channels, {8 * self.width}-bit, "

@@ -12,7 +12,6 @@ Vosk turns its phrase list into a word bigram model, so it *can* string words in
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable
 
@@ -145,7 +144,12 @@ def _covering_numbers(vocab: Vocabulary) -> list[Phrase]:
 
 
 def to_vosk_phrases(vocab: Vocabulary, with_rejection: bool = True) -> list[str]:
-    """Vosk's grammar: phrases covering every word pair of every command, plus the rejection words on their own."""
+    """Vosk's grammar: phrases covering every word of every command slot, plus the rejection words on their own.
+
+    Options are combined cyclically (phrase k takes option k of each slot, wrapping), not as a full product: the
+    bigram model needs every word pair once, not every combination, and a full product (26,000 phrases for English)
+    would weigh the number commands so heavily that "take off" became unlikely.
+    """
     numbers = _covering_numbers(vocab)
     phrases: list[str] = []
     for spec in vocab.commands:
@@ -157,8 +161,10 @@ def to_vosk_phrases(vocab: Vocabulary, with_rejection: bool = True) -> list[str]
                 elif isinstance(element, WordSlot):
                     options.append([spoken for spoken, _ in element.choices])
                 else:
-                    options.append([(*n, *unit) for n in numbers for unit, _ in element.units])
-            phrases.extend(" ".join(w for part in combo for w in part) for combo in itertools.product(*options))
+                    options.append([(*n, *unit) for unit, _ in element.units for n in numbers])
+            count = max(len(choices) for choices in options)
+            for k in range(count):
+                phrases.append(" ".join(w for choices in options for w in choices[k % len(choices)]))
     if with_rejection:
         phrases.extend(sorted(vocab.rejection_words))
         phrases.append(vocab.unknown_word)

@@ -1,7 +1,7 @@
 """PocketSphinx 5 with its bundled US English model, restricted to the command word graph.
 
 Two decoders share the model files. A streaming one follows the speech and tells the endpointer what has been said
-so far. When the utterance ends, a second one decodes it again as a whole: with the cepstral mean of *this* utterance
+so far (and, at the end, gives a second opinion). When the utterance ends, a second one decodes it again as a whole: with the cepstral mean of *this* utterance
 (batch CMN), so the result does not depend on what was heard before (with the streaming decoder's running mean, a
 noisy file after a clean one lost most of its commands), and with ordinary words competing with the commands so
 that speech which is not a command has somewhere to go. Its best path, posterior and n-best list give the confidence.
@@ -30,6 +30,10 @@ NBEST = 10
 MARGIN_SCALE = 100.0
 #: (normal, risky) minimum confidence. On the noisy test set 0.85 leaves 1 wrong command in 100 (0.5 left 6).
 THRESHOLDS = (0.85, 0.95)
+# When the streaming decoder (its own grammar without rejection words, its own running cepstral mean) heard the same
+# command, the confidence is at least this: enough for ordinary commands, not for risky ones. On the test sets no
+# wrong command had this agreement, while it recovered 7 clean and 4 noisy commands the margin alone dropped.
+AGREEMENT_CONFIDENCE = 0.9
 _FILLER = ("<", "[", "+")
 
 
@@ -91,6 +95,8 @@ class PocketSphinxRecogniser:
 
     def finish(self) -> Hypothesis:
         self._stream.end_utt()
+        streamed = self._stream.hyp()
+        streamed_meaning = self.vocab.command_text(_real_words(streamed.hypstr)) if streamed is not None else None
         audio = np.concatenate(self._audio) if self._audio else np.zeros(0, dtype="<i2")
         decoder = self._final
         decoder.start_utt()
@@ -119,5 +125,9 @@ class PocketSphinxRecogniser:
                 margin = best_score - entry_score
                 break
         confidence = min(1.0, 2.0 * posterior) * (1.0 - math.exp(-margin / MARGIN_SCALE))
+        agree = meaning is not None and streamed_meaning == meaning
+        if agree:
+            confidence = max(confidence, AGREEMENT_CONFIDENCE)
         return Hypothesis(words, confidence, {"fit": round(fit, 2), "posterior": round(posterior, 3),
-                                              "margin": margin if math.isfinite(margin) else None})
+                                              "margin": margin if math.isfinite(margin) else None,
+                                              "agree": agree})
