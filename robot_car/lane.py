@@ -189,7 +189,7 @@ class LaneBehaviour:
 
     def __init__(self, camera: CameraModel, config: LaneConfig | None = None, *, stop_labels: tuple[str, ...] =
                  ("person", "face"), stop_distance_cm: float = 90.0, clear_s: float = 1.0, stale_s: float = 0.5,
-                 speed_cm_s: float | None = None, min_score: float = 0.7) -> None:
+                 speed_cm_s: float | None = None, min_score: float = 0.85) -> None:
         self.follower = LaneFollower(camera, config)
         self.camera = camera
         self.stop_labels = stop_labels

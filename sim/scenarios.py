@@ -35,8 +35,8 @@ class CarReport:
     max_offset_cm: float = 0.0
     mean_offset_cm: float = 0.0
     half_width_cm: float = 0.0
-    stops_for_person: int = 0  # stops that began with a person (ground truth) in the lane ahead
-    false_stops: int = 0       # stops with nobody in the lane ahead
+    stops_for_person: int = 0  # stops during which a person (ground truth) stood in the lane ahead
+    false_stops: int = 0       # stops with nobody in the lane ahead the whole time
     crossings: int = 0
     collisions: int = 0
     result: RunResult | None = None
@@ -101,7 +101,7 @@ def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s
     pilot_ref: list[Pilot] = []
     progress = {"s": None, "travelled": 0.0}
     touching: set[str] = set()
-    was_blocked = [False]
+    stop: dict = {"on": False, "person": False}  # the stop in progress, and whether a person was in the lane
 
     def perceive(now_s: float) -> Seen:
         frame = camera.read()
@@ -131,12 +131,15 @@ def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s
                 person.trigger["t_s"] = camera.world_time_s()
         people = world.people_at(camera.world_time_s())
         blocked = behaviour.mode == "blocked" and behaviour.state.startswith("stopped")
-        if blocked and not was_blocked[0]:
-            if any(_in_lane_ahead(track, point.s_cm, p.x_cm, p.y_cm, p.width_cm) for p in people):
-                report.stops_for_person += 1
-            else:
-                report.false_stops += 1
-        was_blocked[0] = blocked
+        # A stop was for a person if someone stood in the lane ahead while the car waited (they may be stepping in
+        # as it stops); one with nobody in the lane the whole time was a false stop.
+        if blocked:
+            stop["person"] = stop["person"] or any(_in_lane_ahead(track, point.s_cm, p.x_cm, p.y_cm, p.width_cm)
+                                                   for p in people)
+        elif stop["on"]:
+            _count_stop(report, stop["person"])
+            stop["person"] = False
+        stop["on"] = blocked
         for person in people:
             near = math.hypot(person.x_cm - pose.x_cm, person.y_cm - pose.y_cm) < COLLISION_CM
             if near and person.name not in touching:
@@ -148,10 +151,19 @@ def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s
     pilot = Pilot(car, clock=clock, hz=hz, perceive=perceive, behaviour=behaviour, max_duration_s=seconds)
     pilot_ref.append(pilot)
     report.result = pilot.run()
+    if stop["on"]:
+        _count_stop(report, stop["person"])
     report.laps = progress["travelled"] / track.length_cm
     report.max_offset_cm = max(report.offsets_cm, default=0.0)
     report.mean_offset_cm = sum(report.offsets_cm) / max(1, len(report.offsets_cm))
     return report
+
+
+def _count_stop(report: CarReport, for_person: bool) -> None:
+    if for_person:
+        report.stops_for_person += 1
+    else:
+        report.false_stops += 1
 
 
 def _in_lane_ahead(track, car_s_cm: float, x_cm: float, y_cm: float, width_cm: float,
