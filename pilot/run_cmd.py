@@ -10,6 +10,8 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from pilot import config
+from pilot.behaviours import FollowConfig
 from pilot.clock import Clock, FakeClock, MonotonicClock
 from pilot.errors import InputError, VehicleError
 from pilot.grammar import NAME_PATTERN, parse_script
@@ -17,7 +19,7 @@ from pilot.hal import Camera, open_vehicle
 from pilot.messages import Command
 from pilot.perception import PerceptionWorker, perceive_once
 from pilot.runner import CommandRecord, Pilot, RunResult
-from pilot.safety import Supervisor
+from pilot.safety import SafetyConfig, Supervisor
 
 #: The verb decides the kind of vehicle; "sim" means the simulated one of that kind.
 SIM_NAMES = {"fly": "sim-drone", "drive": "sim-car"}
@@ -44,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--battery", type=float, default=100.0, help="simulator only: starting battery %%")
     parser.add_argument("--seed", type=int, default=0, help="simulator only: world seed")
     parser.add_argument("--max-duration", type=float, default=600.0, help="end the run after this many seconds")
+    parser.add_argument("--config", type=Path, help="TOML file with [safety] and [follow] settings "
+                        "(default $EDGEPILOT_CONFIG)")
+    parser.add_argument("--record", type=Path, metavar="DIR", help="record the run into the new folder DIR (camera "
+                        "video, telemetry, commands, detections, events) for 'edgepilot replay DIR'")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -102,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
     simulated = args.vehicle == "sim"
     kind = "drone" if args.verb == "fly" else "car"
     script = _plan(args, kind)  # before touching any vehicle: a bad script moves nothing
+    settings = config.load(args.config)
+    unknown = set(settings) - {"safety", "follow"}
+    if unknown:
+        raise InputError(f"config: unknown table(s) {', '.join(sorted(unknown))}; known: [safety], [follow]")
+    safety = config.section(settings, "safety", SafetyConfig)
+    follow = config.section(settings, "follow", FollowConfig)
     clock: Clock = FakeClock() if args.fast else MonotonicClock()
     options: dict = {"clock": clock}
     if simulated:
@@ -109,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         options["host"] = args.host
     with ExitStack() as stack:
+        recorder = _recorder(args, stack)
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from voice.listener import VoiceListener
@@ -125,9 +138,12 @@ def run(args: argparse.Namespace) -> int:
             raise VehicleError(f"{args.vehicle} has no camera: following and photos need one")
         printer = None if args.json else _print_record
         pilot = Pilot(vehicle, name=SIM_NAMES[args.verb] if simulated else args.vehicle, clock=clock, hz=args.hz,
-                      supervisor=Supervisor(vehicle.kind), max_duration_s=args.max_duration, on_record=printer,
+                      supervisor=Supervisor(vehicle.kind, safety), max_duration_s=args.max_duration,
+                      on_record=printer, follow_config=follow,
                       perceive=(lambda now: perceive_once(camera, detect)) if args.fast and camera else None,
-                      out_dir=args.out)
+                      out_dir=args.out, can_see=detect is not None)
+        if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
+            recorder.attach(pilot, script=script, perception=detect)
         if camera is not None and not args.fast:
             worker = PerceptionWorker(camera, detect, pilot.seen.set).start()
             stack.callback(worker.stop)
@@ -142,6 +158,16 @@ def run(args: argparse.Namespace) -> int:
     if result.failure:
         raise VehicleError(result.failure)
     return 0
+
+
+def _recorder(args: argparse.Namespace, stack: ExitStack):
+    if args.record is None:
+        return None
+    from pilot.record import Recorder
+
+    recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
+    stack.callback(recorder.close)  # registered first: closes last, after perception and the vehicle have stopped
+    return recorder
 
 
 def _start_keys(stack: ExitStack, pilot: Pilot):
