@@ -124,6 +124,7 @@ class Pilot:
         behaviour: Behaviour | None = None,
         out_dir: Path | None = None,
         tap: RunTap | None = None,
+        can_see: bool | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.name = name or vehicle.kind
@@ -136,6 +137,8 @@ class Pilot:
         self.follow_config = follow_config
         self.out_dir = out_dir
         self.tap = tap
+        #: Whether perception runs (inline through ``perceive`` or on a thread publishing to :attr:`seen`).
+        self.can_see = perceive is not None if can_see is None else can_see
         self._sent: Velocity | None = None  # the set-point sent this tick, for the tap
         self.seen = LatestValue()
         self._manual: tuple[Velocity, float] | None = None  # (velocity, until monotonic s) from the keyboard
@@ -316,7 +319,7 @@ class Pilot:
     def _start_follow(self, command: Command, telemetry: Telemetry) -> None:
         if self.vehicle.kind == "drone" and not telemetry.flying:
             raise CommandRejected(f"{command.text!r} needs the drone in the air: take off first")
-        if self.perceive is None and self.seen.get() is None and self.follow_config is None:
+        if not self.can_see:
             raise CommandRejected(f"{command.text!r} needs a camera and perception (not available in this run)")
         if self.vehicle.busy():
             self.vehicle.execute(Command("stop", None, command.source))

@@ -80,7 +80,7 @@ def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None) -
 
     script = "takeoff; up 80; follow me" if full else "takeoff; up 80; " + "; ".join(["cw 90", "ccw 90"] * 20)
     # As in `edgepilot fly`: perception (render + detect) on its own thread, the loop reads the latest result.
-    pilot = Pilot(drone, hz=hz, max_duration_s=seconds)
+    pilot = Pilot(drone, hz=hz, max_duration_s=seconds, can_see=True)
     worker = PerceptionWorker(camera, detect, pilot.seen.set).start()
     heard: list[str] = []
     if listener is not None:

@@ -352,7 +352,8 @@ def test_follow_me_through_the_real_backend_on_the_emulators_video(netns, run_lo
                               camera_factory=lambda drone, clock: SimCamera(world, drone, clock, 960, 720))
     try:
         vehicle = connect(video=True)
-        pilot = Pilot(vehicle, name="tello", hz=30, supervisor=Supervisor("drone"), max_duration_s=14.0)
+        pilot = Pilot(vehicle, name="tello", hz=30, supervisor=Supervisor("drone"), max_duration_s=14.0,
+                      can_see=True)
         perception = Perception(detect=("face", "person"), person_every=2)
         modes = []
         worker = PerceptionWorker(vehicle.camera, perception.process, pilot.seen.set, max_fps=15).start()
