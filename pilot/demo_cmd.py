@@ -25,21 +25,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-video", action="store_true", help="do not write the annotated video (faster)")
     parser.add_argument("--seed", type=int, default=1, help="world seed (default 1)")
     parser.add_argument("--json", action="store_true", help="end stdout with one JSON object of the results")
+    parser.add_argument("--record", type=Path, metavar="DIR", help="also record the run into the new folder DIR "
+                        "for 'edgepilot replay DIR'")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise InputError(f"--seed must be 0 or more, got {args.seed}")
     video = None if args.no_video else args.out / f"demo-{args.vehicle}.mp4"
+    recorder = None
+    if args.record is not None:
+        import sys
+
+        from pilot.record import Recorder
+
+        recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
     started = time.monotonic()
-    if args.vehicle == "car":
-        from sim.demo import car_demo
+    try:
+        if args.vehicle == "car":
+            from sim.demo import car_demo
 
-        summary = car_demo(args.seed, video)
-    else:
-        from sim.demo import drone_demo
+            summary = car_demo(args.seed, video, recorder)
+        else:
+            from sim.demo import drone_demo
 
-        summary = drone_demo(args.seed, video)
+            summary = drone_demo(args.seed, video, recorder=recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
     wall_s = time.monotonic() - started
     if args.json:
         print(json.dumps(summary), flush=True)

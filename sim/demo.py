@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from sim.render import SimCamera
 from sim.scenarios import car_world, run_car
 from sim.vehicles import SimDrone
 from sim.world import Person, World
+
+if TYPE_CHECKING:
+    from pilot.record import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +58,16 @@ class AnnotatedVideo:
             self._writer.close()
 
 
-def car_demo(seed: int, video: Path | None) -> dict:
-    """Laps of the track with two people stepping onto the road."""
+def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None) -> dict:
+    """Laps of the track with two people stepping onto the road (recorded into ``recorder`` if given)."""
     from vision.pipeline import Perception
 
     perception = Perception(detect=("person",), person_detector="pose", person_every=3)
     writer = AnnotatedVideo(video)
     try:
         report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=40.0, crossings=2,
-                         detect=perception.process, on_frame=writer)
+                         detect=perception.process,
+                         on_frame=recorder.attach_on_first_frame(writer, perception) if recorder else writer)
     finally:
         writer.close()
     return report.as_dict()
@@ -102,8 +107,9 @@ def hear_demo_speech(engine: str | None = None) -> list[dict]:
     return [{**h.to_json(), "command_obj": h.command} for h in heard if h.command is not None]
 
 
-def drone_demo(seed: int, video: Path | None, engine: str | None = None) -> dict:
-    """Spoken commands take the drone up, make it follow a walking person, and land it."""
+def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorder: Recorder | None = None) -> dict:
+    """Spoken commands take the drone up, make it follow a walking person, and land it (recorded into ``recorder``
+    if given)."""
     from vision.pipeline import Perception
 
     said = hear_demo_speech(engine)
@@ -142,6 +148,8 @@ def drone_demo(seed: int, video: Path | None, engine: str | None = None) -> dict
 
     pilot = Pilot(drone, clock=clock, perceive=perceive, max_duration_s=DRONE_DEMO_S)
     pilot_ref.append(pilot)
+    if recorder is not None:
+        recorder.attach(pilot, perception=perception)
     try:
         result = pilot.run(stay_alive=lambda: bool(pending) or drone.telemetry().flying)
     finally:

@@ -1,40 +1,58 @@
-"""``edgepilot replay INPUT``: run perception offline on a video, an image or a folder of images.
+"""``edgepilot replay INPUT``: run perception offline on a video, an image or a folder of images, or replay a
+recording (a run folder from ``--record``) and check the pilot decides as it did live.
 
-Writes one JSON line per frame (``--jsonl``, or stdout when no other output is asked for), the annotated video
-(``--out``) and with ``--json`` a summary object as the last line of stdout. A progress bar goes to stderr on a
-terminal.
+For videos: one JSON line per frame (``--jsonl``, or stdout when no other output is asked for), the annotated video at
+the input's size and rate (``--out``), a picture of the detections over time (``--report``) and with ``--json`` a
+summary object as the last line of stdout. Decoding, detection and annotating + encoding run on three threads. A
+progress bar with the rate and the time left goes to stderr on a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from pilot.messages import Detection
+from pilot.errors import InputError
+from pilot.messages import Detection, Frame
+
+#: Options that choose perception for a video; a recording brings its own.
+PERCEPTION_OPTIONS = ("detect", "faces", "threads", "face_range", "person_detector", "tiles", "model", "labels",
+                      "every", "person_every", "start", "end", "max_frames")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path, help="video (mp4, avi, mkv, raw .h264), image, or folder of images")
-    parser.add_argument("--detect", default="face", help="comma-separated: face, person, or classes of --model "
-                        "('objects' = all of them) (default: %(default)s)")
+    parser.add_argument("input", type=Path, help="video (mp4, avi, mkv, raw .h264), image, folder of images, or a "
+                        "recording (a folder made by --record)")
+    parser.add_argument("--detect", default=None, help="comma-separated: face, person, or classes of --model "
+                        "('objects' = all of them) (default: face)")
     parser.add_argument("--faces", type=Path, default=None, metavar="DIR",
                         help="face database (default: $EDGEPILOT_FACES or ~/.local/share/edgepilot/faces if it exists)")
     parser.add_argument("--jsonl", type=Path, default=None, metavar="OUT.jsonl", help="per-frame detections")
     parser.add_argument("--out", type=Path, default=None, metavar="OUT.mp4", help="annotated video")
+    parser.add_argument("--report", type=Path, default=None, metavar="OUT.png",
+                        help="a picture of the run (trajectory, height, battery, detections, commands) or of the "
+                             "video's detections over time")
     parser.add_argument("--json", action="store_true", help="print a summary JSON object as the last stdout line")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for the detectors (default: 1)")
-    parser.add_argument("--face-range", choices=("full", "short"), default="full",
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for the detectors (default: 1)")
+    parser.add_argument("--face-range", choices=("full", "short"), default=None,
                         help="BlazeFace model: full (up to ~5 m, default) or short (~2 m, faster)")
-    parser.add_argument("--person-detector", choices=("ssd", "pose"), default="ssd",
+    parser.add_argument("--person-detector", choices=("ssd", "pose"), default=None,
                         help="ssd: bundled pedestrian SSDLite (near and far, default); pose: BlazePose (near only)")
-    parser.add_argument("--tiles", type=int, default=0, help="extra tiles per row for the person detector "
+    parser.add_argument("--tiles", type=int, default=None, help="extra tiles per row for the person detector "
                         "(2 or 3 find farther people at 2-4x the cost)")
     parser.add_argument("--model", type=Path, default=None, help="an SSD detection .tflite (TF OD API outputs)")
     parser.add_argument("--labels", type=Path, default=None, help="labels file for --model, one per line")
+    parser.add_argument("--every", type=int, default=None, metavar="N", help="run the detectors on every N-th "
+                        "frame only; the tracker moves the boxes in between (faster; every frame is still annotated)")
+    parser.add_argument("--person-every", type=int, default=None, metavar="N",
+                        help="run the person detector on every N-th frame only (it costs 3x the face detector)")
+    parser.add_argument("--start", type=float, default=None, metavar="S", help="start this many seconds in")
+    parser.add_argument("--end", type=float, default=None, metavar="S", help="stop at this many seconds")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
 
 
@@ -44,22 +62,26 @@ def detection_json(d: Detection) -> dict:
 
 
 class Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr (frames, rate, time left), only when stderr is a terminal."""
 
     def __init__(self, total: int | None) -> None:
         self.total, self.enabled, self._last = total, sys.stderr.isatty(), 0.0
+        self._started = time.monotonic()
 
-    def update(self, done: int, fps: float) -> None:
+    def update(self, done: int) -> None:
         now = time.monotonic()
         if not self.enabled or now - self._last < 0.2:
             return
         self._last = now
+        fps = done / max(now - self._started, 1e-6)
         if self.total:
-            filled = int(30 * done / self.total)
-            bar = f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total}"
+            filled = int(30 * min(done, self.total) / self.total)
+            left = max(0, self.total - done) / max(fps, 1e-6)
+            bar = (f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {fps:5.1f} fps "
+                   f"ETA {int(left // 60)}:{int(left % 60):02d}")
         else:
-            bar = f"{done} frames"
-        sys.stderr.write(f"\r{bar} {fps:5.1f} fps")
+            bar = f"{done} frames {fps:5.1f} fps"
+        sys.stderr.write(f"\r{bar}  ")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -68,59 +90,119 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vision.identity import default_faces_dir
-    from vision.overlay import draw
-    from vision.pipeline import Perception
-    from vision.video_io import VideoWriter, open_source
+    path = args.input.expanduser()
+    from pilot.record_io import is_recording
 
-    source = open_source(args.input)
+    if is_recording(path):
+        from pilot.replay_run_cmd import run_recording
+
+        given = [f"--{name.replace('_', '-')}" for name in PERCEPTION_OPTIONS if getattr(args, name) is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: a recording replays with the perception it was recorded with; "
+                             "drop these options")
+        return run_recording(args)
+    return _replay_video(args)
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("every", "person_every", "threads", "max_frames"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be 1 or more, got {value}")
+    start, end = args.start or 0.0, args.end
+    if not math.isfinite(start) or start < 0:
+        raise InputError(f"--start must be 0 or more seconds, got {args.start:g}")
+    if end is not None and not (math.isfinite(end) and end > start):
+        raise InputError(f"--end must be after --start ({start:g} s), got {end:g}")
+
+
+def _perception(args: argparse.Namespace):
+    from vision.identity import default_faces_dir
+    from vision.pipeline import Perception
+
     faces_dir = args.faces
     if faces_dir is None and default_faces_dir().is_dir():
         faces_dir = default_faces_dir()
-    perception = Perception(detect=args.detect, faces_dir=faces_dir, threads=args.threads,
-                            face_range=args.face_range, person_detector=args.person_detector,
-                            person_tiles=args.tiles, model=args.model, labels=args.labels)
-    to_stdout = args.jsonl is None and args.out is None and not args.json
+    return Perception(detect=args.detect or "face", faces_dir=faces_dir, threads=args.threads or 1,
+                      face_range=args.face_range or "full", person_detector=args.person_detector or "ssd",
+                      person_tiles=args.tiles or 0, model=args.model, labels=args.labels,
+                      person_every=args.person_every or 1)
+
+
+def predicted(perception, frame: Frame) -> list[Detection]:
+    """Where the tracker puts what it follows on a frame the detectors skip (named faces keep their names)."""
+    labels = tuple(label for detector, _ in perception.detectors for label in detector.labels)
+    return [Detection(t.label, round(t.score, 4), tuple(round(float(v), 1) for v in t.predict(frame.t_s)), t.id,
+                      t.name) for t in perception.tracker.coasting(frame.t_s, labels)]
+
+
+def _replay_video(args: argparse.Namespace) -> int:
+    from vision.overlay import draw
+    from vision.video_io import BackgroundWriter, VideoWriter, open_source, prefetch
+
+    _check(args)
+    source = open_source(args.input, args.start or 0.0, args.end)
+    perception = _perception(args)
+    every = args.every or 1
+    to_stdout = args.jsonl is None and args.out is None and not args.json and args.report is None
     jsonl = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else (sys.stdout if to_stdout else None)  # noqa: SIM115
-    writer = VideoWriter(args.out, source.width, source.height, source.fps) if args.out else None
-    progress = Progress(source.count if args.max_frames is None else min(args.max_frames, source.count or 10**9))
+    video = VideoWriter(args.out, source.width, source.height, source.fps) if args.out else None
+
+    def annotate(image, detections, fps) -> None:  # on the encoder's thread
+        video.write(draw(image, detections, fps))
+
+    writer = BackgroundWriter(annotate) if video is not None else None
+    total = source.count if args.max_frames is None else min(args.max_frames, source.count or 10**9)
+    progress = Progress(total)
     labels: Counter[str] = Counter()
     names: Counter[str] = Counter()
     tracks: set[int] = set()
-    frames, started, fps = 0, time.perf_counter(), 0.0
-    size = None
+    timeline: list[tuple[float, list[Detection]]] = []
+    frames, started, size = 0, time.perf_counter(), None
     try:
-        for frame in source.frames:
+        for frame in prefetch(source.frames):
             if args.max_frames is not None and frames >= args.max_frames:
                 break
             if size is not None and frame.image.shape != size:
                 perception.reset()  # a folder of unrelated photos: nothing carries over from one to the next
             size = frame.image.shape
-            t0 = time.perf_counter()
-            detections = perception.process(frame)
-            fps = 0.9 * fps + 0.1 / max(time.perf_counter() - t0, 1e-6) if frames else 1 / max(
-                time.perf_counter() - t0, 1e-6)
+            detections = perception.process(frame) if frames % every == 0 else predicted(perception, frame)
             frames += 1
             labels.update(d.label for d in detections)
             names.update(d.name for d in detections if d.name)
             tracks.update(d.track for d in detections if d.track is not None)
+            if args.report is not None:
+                timeline.append((frame.t_s, detections))
             if jsonl is not None:
                 jsonl.write(json.dumps({"frame": frame.index, "t_s": round(frame.t_s, 3), "source": frame.source,
                                         "detections": [detection_json(d) for d in detections]}) + "\n")
             if writer is not None:
-                writer.write(draw(frame.image.copy(), detections, fps))
-            progress.update(frames, fps)
+                writer.put(frame.image, detections, frames / max(time.perf_counter() - started, 1e-6))
+            progress.update(frames)
     finally:
         progress.close()
-        if writer is not None:
-            writer.close()
-        if jsonl is not None and jsonl is not sys.stdout:
-            jsonl.close()
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if video is not None:
+                video.close()
+            if jsonl is not None and jsonl is not sys.stdout:
+                jsonl.close()
     elapsed = time.perf_counter() - started
+    if args.report is not None:
+        from pilot.run_report import video_report
+
+        lines = video_report(args.report, timeline, str(args.input))
+        if not args.json:
+            print("\n".join(lines))
     if args.json:
+        duration = frames / source.fps
         print(json.dumps({"input": str(args.input), "kind": source.kind, "frames": frames,
                           "input_fps": round(source.fps, 2), "processing_fps": round(frames / max(elapsed, 1e-6), 1),
+                          "realtime_x": round(duration / max(elapsed, 1e-6), 2), "every": every,
                           "detections": dict(labels), "tracks": len(tracks), "names": dict(names),
                           "jsonl": str(args.jsonl) if args.jsonl else None,
-                          "out": str(args.out) if args.out else None}))
+                          "out": str(args.out) if args.out else None,
+                          "report": str(args.report) if args.report else None}))
     return 0
