@@ -139,6 +139,8 @@ class Pilot:
         self.tap = tap
         #: Whether perception runs (inline through ``perceive`` or on a thread publishing to :attr:`seen`).
         self.can_see = perceive is not None if can_see is None else can_see
+        #: The clock's time when :meth:`run` started; ticks' ``t_s`` count from it (the recorder needs it exactly).
+        self.start_s: float | None = None
         self._sent: Velocity | None = None  # the set-point sent this tick, for the tap
         self.seen = LatestValue()
         self._manual: tuple[Velocity, float] | None = None  # (velocity, until monotonic s) from the keyboard
@@ -187,7 +189,7 @@ class Pilot:
         self._script.extend(script)
         if stay_alive is not None:
             self._stay_alive = stay_alive
-        start_s = self.clock.now()
+        start_s = self.start_s = self.clock.now()
         try:
             self.result.loop = self.loop.run(lambda tick, now: self._tick(now - start_s, now))
         except LinkLost as exc:
