@@ -266,11 +266,13 @@ class TelloVehicle:
             if not telemetry.flying:
                 return
             with self._lock:
-                landing = self._pending is not None and self._pending.verb == "land"
-                if not landing and self.clock.now() >= next_try:
+                pending = self._pending
+                # A land sent less than 2 s ago may still be answered; after that (link down?) say it again.
+                waiting = pending is not None and pending.verb == "land" and self.clock.now() - pending.sent_s < 2.0
+                if not waiting and self.clock.now() >= next_try:
                     self._abandon()
                     self._begin("land", "land", 20.0)
-                    next_try = self.clock.now() + 2.0  # no answer (link down?): say it again
+                    next_try = self.clock.now() + 2.0
             self._stop.wait(0.05)
         self._event("land_unconfirmed", f"no confirmation of landing within {self.config.land_timeout_s:g} s (link "
                                         f"down?); a Tello lands by itself 15 s after the last command it heard")
