@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pilot.clock import FakeClock
 from pilot.errors import EdgepilotError, InputError
 from pilot.messages import Command, Event, Seen, Telemetry, Velocity
 from pilot.record_io import (
@@ -118,6 +119,8 @@ class Recorder:
             raise RuntimeError("this recorder is already attached to a pilot")
         self._pilot = pilot
         pilot.tap = self
+        if self._video is not None:
+            self._video.block = isinstance(pilot.clock, FakeClock)  # not real time: never drop a frame
         pilot.vehicle = _WatchedVehicle(pilot.vehicle, self._tick_vehicle)
         pilot.seen = _RecordedSlot(self, pilot.seen.get())
         inbox = _RecordedInbox(self, pilot.inbox.maxsize)
@@ -131,6 +134,7 @@ class Recorder:
             "pilot": {
                 "name": pilot.name, "kind": pilot.vehicle.kind, "hz": pilot.loop.hz, "max_ticks": pilot.loop.max_ticks,
                 "max_duration_s": pilot.max_duration_s, "perceive": pilot.perceive is not None,
+                "can_see": getattr(pilot, "can_see", None),
                 "clock": type(pilot.clock).__name__, "script": [command_dict(c) for c in script],
                 "follow_config": to_dict(pilot.follow_config), "behaviour": describe_behaviour(pilot.behaviour),
                 "safety": to_dict(pilot.supervisor.config),

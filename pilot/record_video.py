@@ -73,6 +73,9 @@ class VideoRecorder:
         self.folder = folder
         self.lossless = lossless
         self.viewing = viewing
+        #: Wait for room in the queue instead of dropping a frame: for simulations on a fake clock, where nothing
+        #: is real time and a complete recording matters more than speed.
+        self.block = False
         self.written = 0
         self.dropped = 0
         self.error: BaseException | None = None
@@ -95,7 +98,7 @@ class VideoRecorder:
             self.dropped += 1
             return None
         try:
-            self._queue.put_nowait((image, t_s))
+            self._queue.put((image, t_s), block=self.block)
         except queue.Full:
             self.dropped += 1
             return None

@@ -155,57 +155,53 @@ def _open_video(path: Path, start_s: float = 0.0) -> Source:
 
 
 class VideoWriter:
-    """An mp4, mkv or mov in H.264 (PyAV's libx264), or an avi in MJPEG (OpenCV), at a fixed size and frame rate;
-    frames of another size are resized. OpenCV's MPEG-4 writer stands in where H.264 cannot (odd sizes)."""
+    """A video file at a fixed size and frame rate, written with PyAV: H.264 in .mp4 / .mkv / .mov, MJPEG in .avi.
+    Frames of another size are resized. Even sizes use 4:2:0 colour (plays everywhere); odd sizes, which 4:2:0
+    cannot hold, use 4:4:4 (plays in ffmpeg, VLC, mpv; not in browsers)."""
+
+    CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".m4v": "libx264", ".avi": "mjpeg"}
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.size = (width, height)
-        self._av: Any = None
-        self._cv: Any = None
-        suffix = self.path.suffix.lower()
-        if suffix in (".mp4", ".mkv", ".mov", ".m4v") and width % 2 == 0 and height % 2 == 0:
-            self._open_av(fps)
-        else:
-            fourcc = {".avi": "MJPG"}.get(suffix, "mp4v")
-            self._cv = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, self.size)
-            if not self._cv.isOpened():
-                raise InputError(f"cannot write video {self.path} (check the folder and the suffix: .mp4, .avi, .mkv)")
-
-    def _open_av(self, fps: float) -> None:
         import av
 
+        self.path = Path(path)
+        self.size = (width, height)
+        codec = self.CODECS.get(self.path.suffix.lower())
+        if codec is None:
+            raise InputError(f"cannot write video {self.path}: give it one of the suffixes "
+                             f"{', '.join(sorted(self.CODECS))}")
+        even = width % 2 == 0 and height % 2 == 0
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             container = av.open(str(self.path), "w")
         except (av.FFmpegError, OSError) as exc:
             raise InputError(f"cannot write video {self.path}: {exc}") from None
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = self.size[0], self.size[1], "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23"}
-        self._av = (av, container, stream)
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = width, height
+        if codec == "mjpeg":
+            stream.pix_fmt = "yuvj420p" if even else "yuvj444p"
+            stream.options = {"q:v": "3"}
+        else:
+            stream.pix_fmt = "yuv420p" if even else "yuv444p"
+            stream.options = {"preset": "veryfast", "crf": "23"}
+        self._av, self._container, self._stream = av, container, stream
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size)
-        if self._cv is not None:
-            self._cv.write(image)
-            return
-        av, container, stream = self._av
-        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")):
-            container.mux(packet)
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
 
     def close(self) -> None:
-        if self._cv is not None:
-            self._cv.release()
-        elif self._av is not None:
-            _, container, stream = self._av
-            self._av = None
-            try:
-                for packet in stream.encode():
-                    container.mux(packet)
-            finally:
-                container.close()
+        if self._container is None:
+            return
+        container, self._container = self._container, None
+        try:
+            for packet in self._stream.encode():
+                container.mux(packet)
+        finally:
+            container.close()
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -1,0 +1,140 @@
+"""``edgepilot replay`` on any video: cut by time, annotated output at the input's size and rate, detectors on every
+N-th frame with every frame still annotated, the report picture, the progress bar, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import cv2
+import numpy as np
+import pytest
+from vision_synth import face_clip, photos
+
+from pilot.cli import main
+from vision.replay_cmd import Progress
+from vision.video_io import VideoWriter, prefetch
+
+
+def write_clip(path, clip, fps):
+    with VideoWriter(path, clip[0].shape[1], clip[0].shape[0], fps) as writer:
+        for image in clip:
+            writer.write(image)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """30 frames, 320x240, 10 fps, one moving face."""
+    path = tmp_path_factory.mktemp("clip") / "face.mp4"
+    write_clip(path, face_clip(photos()["obama2.jpg"], frames=30, size=(320, 240), seed=5, zoom=(0.7, 0.9)), 10.0)
+    return path
+
+
+def jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_start_and_end_cut_the_video_and_keep_its_frame_numbers(clip, tmp_path):
+    assert main(["replay", str(clip), "--start", "1", "--end", "2", "--jsonl", str(tmp_path / "o.jsonl")]) == 0
+    lines = jsonl(tmp_path / "o.jsonl")
+    assert [line["frame"] for line in lines] == list(range(10, 21))
+    assert lines[0]["t_s"] == pytest.approx(1.0) and lines[-1]["t_s"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(("size", "fps"), [((320, 240), 12.5), ((321, 241), 7.0)])
+def test_annotated_output_has_the_input_size_rate_and_every_frame(tmp_path, capsys, size, fps):
+    source = tmp_path / f"in{size[0]}.avi"
+    write_clip(source, face_clip(photos()["obama2.jpg"], frames=12, size=size, seed=6, zoom=(0.7, 0.9)), fps)
+    out = tmp_path / "out.mp4"
+    assert main(["replay", str(source), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == 12 and summary["realtime_x"] > 0
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert (stream.codec_context.width, stream.codec_context.height) == size
+        assert float(stream.average_rate) == pytest.approx(fps, rel=0.01)
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.pix_fmt == ("yuv420p" if size[0] % 2 == 0 else "yuv444p")
+    assert len(frames) == 12
+
+
+def test_detectors_on_every_third_frame_still_annotate_every_frame(clip, tmp_path):
+    assert main(["replay", str(clip), "--every", "3", "--jsonl", str(tmp_path / "o.jsonl")]) == 0
+    lines = jsonl(tmp_path / "o.jsonl")
+    assert len(lines) == 30
+    faces = [[d for d in line["detections"] if d["label"] == "face"] for line in lines]
+    assert sum(1 for f in faces if f) >= 27  # the tracker carries the face between detector frames
+    tracks = {d["track"] for f in faces for d in f}
+    assert len(tracks) == 1
+    boxes = [f[0]["box"] for f in faces[12:15] if f]  # a detection on 12, predictions on 13 and 14
+    assert len(boxes) == 3 and boxes[1] != boxes[0] and boxes[2] != boxes[1]  # they move with the face
+
+
+def test_video_report_picture(clip, tmp_path, capsys):
+    report = tmp_path / "report.png"
+    assert main(["replay", str(clip), "--detect", "face,person", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "face: in view in" in out and f"report: {report}" in out
+    assert report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_progress_bar_shows_rate_and_time_left(capsys):
+    progress = Progress(100)
+    progress.enabled = True
+    progress._started -= 2.0  # 40 frames in 2 s: 20 fps, 3 s left
+    progress.update(40)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "40/100" in err and "20.0 fps" in err and "ETA 0:03" in err
+
+
+def test_prefetch_reraises_the_decoders_error():
+    def frames():
+        yield 1
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for item in prefetch(frames()):
+            got.append(item)
+    assert got == [1]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--every", "0"], "--every must be 1 or more"),
+    (["--start", "2", "--end", "1"], "--end must be after --start"),
+    (["--start", "-1"], "--start must be 0 or more"),
+    (["--start", "10"], "has no frames between 10 s and the end"),
+])
+def test_bad_options_are_one_clear_line(clip, capfd, args, message):
+    assert main(["replay", str(clip), *args]) == 2
+    err = capfd.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("clip.xyz", b"data", "unknown input type '.xyz'"),
+    ("empty.mkv", b"", "not a readable video"),
+    ("folder", None, "not a recording: no manifest.json"),
+])
+def test_bad_inputs_are_one_clear_line(tmp_path, capfd, name, content, message):
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+        (path / "notes.txt").write_text("no images here")
+    else:
+        path.write_bytes(content)
+    assert main(["replay", str(path)]) == 2
+    err = capfd.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cut_works_on_image_folders(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+    out = tmp_path / "o.jsonl"
+    assert main(["replay", str(folder), "--start", str(1 / 30), "--end", str(3 / 30), "--jsonl", str(out)]) == 0
+    assert [line["source"] for line in jsonl(out)] == ["001.png", "002.png", "003.png"]
