@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         if camera is not None and not args.fast:
             worker = PerceptionWorker(camera, detect, pilot.seen.set).start()
             stack.callback(worker.stop)
-        alive = [listener.running] if listener else []
+        alive = [lambda: listener.running] if listener else []
         if listener is not None:
             listener.start(lambda command, info: pilot.submit(Command(command.verb, command.arg, "voice")),
                            on_drop=None if args.json else _print_drop)

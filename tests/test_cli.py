@@ -73,3 +73,31 @@ def test_unknown_verb_and_help(capsys):
         main(["fly", "--help"])
     assert exc.value.code == 0
     assert "--script" in capsys.readouterr().out
+
+
+def test_fly_by_voice_from_a_wav_file(capsys, tmp_path):
+    """`fly --voice FILE.wav`: the bundled "take off" and "land" recordings, heard in real time, fly the sim drone."""
+    import wave
+
+    import numpy as np
+
+    from sim.demo import DEMO_AUDIO
+    from voice.audio import WavSource
+
+    pieces = []
+    for name in ("take_off_slt.wav", "land_slt.wav"):
+        source = WavSource(DEMO_AUDIO / name)
+        pieces += [np.zeros(8000, np.int16), *source.chunks(), np.zeros(32000, np.int16)]
+        source.close()
+    path = tmp_path / "said.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(np.concatenate(pieces).tobytes())
+    code, out, err = run_cli(capsys, "fly", "--voice", str(path), "--json")
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert [(c["command"], c["source"], c["result"]) for c in report["commands"]] == [
+        ("takeoff", "voice", "ok"), ("land", "voice", "ok")]
+    assert report["final"]["flying"] is False
