@@ -47,6 +47,10 @@ def test_drive_json(capsys):
         (["drive", "--fast", "--script", "forward 50", "--hz", "0"], "--hz must be 1-200"),
         (["drive", "--fast", "--script", "takeoff"], "not a car command"),
         (["fly", "--fast", "--battery", "8", "--script", "takeoff; land"], "takeoff refused"),
+        (["fly", "--keys"], "--keys needs an interactive terminal"),
+        (["fly", "--fast", "--follow", "Bob!"], "--follow takes 'me' or a name"),
+        (["fly", "--fast"], "nothing to do"),
+        (["fly", "--fast", "--voice", "mic"], "voice and keys need real time"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_non_zero_exit(capsys, argv, message):
@@ -101,3 +105,12 @@ def test_fly_by_voice_from_a_wav_file(capsys, tmp_path):
     assert [(c["command"], c["source"], c["result"]) for c in report["commands"]] == [
         ("takeoff", "voice", "ok"), ("land", "voice", "ok")]
     assert report["final"]["flying"] is False
+
+
+def test_fly_follow_me_in_the_simulator(capsys):
+    code, out, err = run_cli(capsys, "fly", "--fast", "--follow", "me", "--max-duration", "12", "--json")
+    assert code == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert [c["command"] for c in report["commands"]] == ["takeoff", "follow me"]
+    # The default world's first person stands 3 m ahead: the drone closed in to a following distance and landed.
+    assert 80 < report["final"]["x_cm"] < 260 and report["final"]["flying"] is False
