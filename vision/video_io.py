@@ -183,7 +183,7 @@ class VideoWriter:
             stream.options = {"q:v": "3"}
         else:
             stream.pix_fmt = "yuv420p" if even else "yuv444p"
-            stream.options = {"preset": "veryfast", "crf": "23"}
+            stream.options = {"preset": "superfast", "crf": "23"}  # 2x faster than veryfast, 10% bigger
         self._av, self._container, self._stream = av, container, stream
 
     def write(self, image: np.ndarray) -> None:
