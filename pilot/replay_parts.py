@@ -106,6 +106,7 @@ class Cursor:
         answers = tick["seen"] if name == "seen" else tick.get("vehicle", {}).get(name, [])
         if i >= len(answers):
             self.diverged += 1
+            log.debug("tick %d: the replay asks %s a %d-th time, the live run did not", self.segment, name, i + 1)
             return False, None
         return True, answers[i]
 
@@ -162,12 +163,16 @@ class ReplayVehicle:
     def __init__(self, kind: str, cursor: Cursor) -> None:
         self.kind = kind
         self.cursor = cursor
+        self._busy = False
 
     def telemetry(self) -> Telemetry:
         return Telemetry(**self.cursor.tick["telemetry"])
 
     def busy(self) -> bool:
-        return bool(self.cursor.answer("busy")[1])
+        known, answer = self.cursor.answer("busy")
+        if known:  # else the live pilot did not ask (or its question was not seen): assume nothing changed
+            self._busy = bool(answer)
+        return self._busy
 
     def _refusal(self, name: str) -> None:
         known, error = self.cursor.answer(name)

@@ -207,7 +207,10 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> Rep
     if not result.truncated and result.ticks < max_ticks:
         result.mismatch({"tick": result.ticks, "t_s": ticks[result.ticks]["t_s"], "what": "end",
                          "recorded": "ran on", "replayed": "run ended"})
-    if cursor.diverged and result.decisions_match:
+    if spec.get("attached") == "during the first tick":
+        result.notes.append("the recorder joined during the first tick (the scenario builds its own pilot): the "
+                            "vehicle's answers before it joined are inferred")
+    elif cursor.diverged and result.decisions_match:
         result.notes.append(f"the replayed pilot asked the vehicle or perception {cursor.diverged} more time(s) "
                             "than the live one")
     return result
