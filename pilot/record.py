@@ -95,8 +95,11 @@ class Recorder:
                       "lossless_video": LOSSLESS_VIDEO if video else None,
                       "viewing_video": VIEWING_VIDEO if video else None},
         }
-        write_json_atomic(folder / MANIFEST, self.manifest)
-        self._jsonl = JsonlWriter(folder)
+        try:
+            write_json_atomic(folder / MANIFEST, self.manifest)
+            self._jsonl = JsonlWriter(folder)
+        except OSError as exc:
+            raise InputError(f"cannot write the recording in {folder}: {exc.strerror}") from None
         self._video = VideoRecorder(folder) if video else None
         self._lock = threading.Lock()  # frames arrive from the perception thread, key pulses from the keyboard's
         self._pilot: Pilot | None = None
@@ -119,8 +122,10 @@ class Recorder:
             raise RuntimeError("this recorder is already attached to a pilot")
         self._pilot = pilot
         pilot.tap = self
+        simulated = isinstance(pilot.clock, FakeClock)  # not real time: never drop a frame or a record
+        self._jsonl.block = simulated
         if self._video is not None:
-            self._video.block = isinstance(pilot.clock, FakeClock)  # not real time: never drop a frame
+            self._video.block = simulated
         pilot.vehicle = _WatchedVehicle(pilot.vehicle, self._tick_vehicle)
         pilot.seen = _RecordedSlot(self, pilot.seen.get())
         inbox = _RecordedInbox(self, pilot.inbox.maxsize)

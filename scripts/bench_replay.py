@@ -221,14 +221,13 @@ def main() -> int:
             print(f"{'':<12} per frame (median / p95 ms): " + ", ".join(
                 f"{stage} {m:.1f} / {p:.1f}" for stage, (m, p) in cost.items()), flush=True)
     if not args.no_recorder:
-        print(f"\nflight recorder: real-time simulated follow flight, {args.flight_s:g} s at 30 Hz, perception on "
-              "its thread")
-        print(f"{'':<12} {'achieved Hz':>11} {'overruns':>9} {'p99 period':>11} {'p99 jitter':>11} {'frames':>7} "
-              f"{'dropped':>8} {'MB':>6} {'replay':>8} {'decisions':>10}")
         plain_us = statistics.median(tick_cost(False) for _ in range(3))
         recorded_us = statistics.median(tick_cost(True) for _ in range(3))
-        print(f"pilot tick on a fake clock: {plain_us:.0f} us plain, {recorded_us:.0f} us recorded "
-              f"(+{recorded_us - plain_us:.0f} us per tick on the loop's thread)")
+        print(f"\nflight recorder: a pilot tick on a fake clock takes {plain_us:.0f} us plain, {recorded_us:.0f} us "
+              f"recorded (+{recorded_us - plain_us:.0f} us per tick on the loop's thread)")
+        print(f"real-time simulated follow flight, {args.flight_s:g} s at 30 Hz, perception on its thread:")
+        print(f"{'':<12} {'achieved Hz':>11} {'overruns':>9} {'p99 period':>11} {'p99 jitter':>11} {'frames':>7} "
+              f"{'dropped':>8} {'MB':>6} {'replay':>8} {'decisions':>10}")
         for record in (False, True):
             r = flight(record, args.flight_s)
             extra = (f"{r['video_frames']:7d} {r['video_frames_dropped']:8d} {r['mb']:6.1f} {r['replay_s']:7.1f}s "
