@@ -138,3 +138,13 @@ def test_cut_works_on_image_folders(tmp_path):
     out = tmp_path / "o.jsonl"
     assert main(["replay", str(folder), "--start", str(1 / 30), "--end", str(3 / 30), "--jsonl", str(out)]) == 0
     assert [line["source"] for line in jsonl(out)] == ["001.png", "002.png", "003.png"]
+
+
+def test_report_shows_who_was_recognised_and_when(tmp_path):
+    from pilot.run_report import video_report
+
+    timeline = [(i / 10, [{"label": "face", "name": "ada" if 10 <= i < 30 else None},
+                          {"label": "person", "name": None}]) for i in range(50)]
+    lines = video_report(tmp_path / "r.png", timeline, "synthetic")
+    assert "recognised ada: 1.0-2.9 s (20 frames)" in lines
+    assert "face: in view in 50 of 50 frames" in lines and (tmp_path / "r.png").stat().st_size > 10_000
