@@ -234,7 +234,7 @@ class Recorder:
         if start is not None:
             return {"start_s": start, "start_exact": True}
         # A fake clock does not move within a tick, so this is exact for simulations; a real clock has moved on.
-        return {"start_s": pilot.clock.now() - t_s, "start_exact": type(pilot.clock).__name__ == "FakeClock"}
+        return {"start_s": pilot.clock.now() - t_s, "start_exact": isinstance(pilot.clock, FakeClock)}
 
     def on_command(self, record: CommandRecord) -> None:
         self._jsonl.put(COMMANDS, {"t_s": record.t_s, "command": record.command, "source": record.source,

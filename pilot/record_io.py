@@ -138,7 +138,7 @@ class JsonlWriter:
                     break
                 if item is not ...:
                     name, record = item
-                    self._files[name].write(json.dumps(record, separators=(",", ":")) + "\n")
+                    self._files[name].write(json.dumps(record, separators=(",", ":"), default=_plain) + "\n")
                 if time.monotonic() - last_flush >= self.flush_s:
                     self._sync()
                     last_flush = time.monotonic()
@@ -163,6 +163,11 @@ class JsonlWriter:
         self._thread.join()
         for f in self._files.values():
             f.close()
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (a detector's float32 score) as Python numbers; anything else as its text."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def jsonable(value: Any) -> Any:
