@@ -85,6 +85,7 @@ class Perception:
         self._namer: TrackNamer | None = None
         self.tracker = Tracker(cfg.tracker)
         self.frames = 0
+        self._last_run_s: dict[str, float] = {}  # label -> time of the frame its detector last ran on
         #: Milliseconds spent in the last :meth:`process`: detect, track, identify.
         self.last_timings: dict[str, float] = {}
 
@@ -115,6 +116,7 @@ class Perception:
         for detector, every in self.detectors:
             if self.frames % every == 0:
                 found.extend(detector.detect(image))
+                self._last_run_s.update(dict.fromkeys(detector.labels, frame.t_s))
             else:
                 skipped += tuple(detector.labels)
         t1 = time.perf_counter()
@@ -131,6 +133,8 @@ class Perception:
         out = [self._detection(d, t) for d, t in zip(found, tracks, strict=True)]
         # Objects whose detector skipped this frame are reported where their motion model puts them.
         for track in self.tracker.coasting(frame.t_s, skipped):
+            if track.t_s < self._last_run_s.get(track.label, -np.inf):
+                continue  # its detector ran since and did not find it: lost, not coasting
             box = tuple(round(float(v), 1) for v in track.predict(frame.t_s))
             out.append(Detection(track.label, round(track.score, 4), box, track.id, track.name))
         return out
