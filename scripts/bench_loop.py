@@ -78,7 +78,8 @@ def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None) -
         perceived.append(time.monotonic())
         return found
 
-    script = "takeoff; up 80; follow me" if full else "takeoff; up 80; " + "; ".join(["cw 90", "ccw 90"] * 20)
+    # Both run until --seconds ends: turning keeps the rendered view changing.
+    script = "takeoff; up 80; follow me" if full else "takeoff; up 80; " + "; ".join(["cw 90", "ccw 90"] * 40)
     # As in `edgepilot fly`: perception (render + detect) on its own thread, the loop reads the latest result.
     pilot = Pilot(drone, hz=hz, max_duration_s=seconds, can_see=True)
     worker = PerceptionWorker(camera, detect, pilot.seen.set).start()
