@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             stack.callback(worker.stop)
         alive = [lambda: listener.running] if listener else []
         if listener is not None:
-            listener.start(lambda command, info: pilot.submit(Command(command.verb, command.arg, "voice")),
+            listener.start(lambda command, info: pilot.submit(command),
                            on_drop=None if args.json else _print_drop)
         if args.keys:
             alive.append(_start_keys(stack, pilot))

@@ -132,7 +132,7 @@ def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorde
         pilot = pilot_ref[0]
         while pending and pending[0]["t_emit"] <= now_s:
             heard = pending.pop(0)
-            pilot.submit(heard["command_obj"].__class__(heard["command_obj"].verb, heard["command_obj"].arg, "voice"))
+            pilot.submit(heard["command_obj"])  # source "voice", as the recogniser made it
             transcript.append(f'"{heard["text"]}" -> {heard["command"]}')
         frame = camera.read()
         seen = Seen(frame.t_s, frame.width, frame.height, tuple(perception.process(frame)), frame)
