@@ -4,12 +4,15 @@
 Needs: flite (English voices slt and kal16), espeak-ng (Korean voice), sox.  apt install flite espeak-ng sox
 
 - clean/: one English command per file, both voices, 16 kHz mono int16
-- noisy/: the same with pink noise 15 dB below the speech (seeded, so the files are reproducible)
 - ood/: speech that is not a command (must give nothing)
-- long/: several commands separated by pauses, one file per voice, plus a 44.1 kHz stereo copy
+- long/: a 44.1 kHz stereo copy of the first multi-command session (the sessions themselves, and the noisy set, are
+  made from the clean files when used: tests/voice_data.py)
 - bad/: a corrupt and a truncated WAV
 - ko/: Korean commands spoken by espeak-ng (flite has no Korean voice)
-manifest.json lists every file with the commands it must give, in order.
+manifest.json lists every file with the commands it must give, in order, and the sessions' phrases.
+
+``--heldout DIR`` instead writes voices that were never used for tuning (flite's awb and rms) plus sentences that
+are no command and were never looked at while tuning, for every voice: scripts/bench_voice.py reports them apart.
 """
 
 from __future__ import annotations
@@ -20,16 +23,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import wave
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from voice_data import read_wav, seed_of, session, write_wav  # noqa: E402
 
 RATE = 16000
-SNR_DB = 15.0
-ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "voice"
 VOICES = ("slt", "kal16")
+HELDOUT_VOICES = ("awb", "rms")
 
 # (spoken text, canonical command)
 ENGLISH = [
@@ -96,6 +99,19 @@ NOT_COMMANDS = [
     "let us play a game",
     "good morning everybody",
 ]
+# Not looked at while tuning: only in the held-out report.
+HELDOUT_NOT_COMMANDS = [
+    "please open the window",
+    "my phone is ringing",
+    "what time is it",
+    "I am going home now",
+    "this is only a test",
+    "the dog is barking again",
+    "stand over there",
+    "sand",
+    "shop",
+    "turn the music down",
+]
 LONG = [
     ["take off", "go up fifty centimeters", "turn right ninety degrees", "fly forward one meter", "land"],
     ["take off", "flip left", "turn left forty five degrees", "go down thirty centimeters", "stop", "land"],
@@ -122,108 +138,85 @@ def slug(text: str) -> str:
     return "_".join(text.split())
 
 
-def read_mono16k(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as w:
-        assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == RATE, path
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int = RATE, channels: int = 1) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = np.clip(np.round(samples), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(data.tobytes())
-
-
-def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Noise with power falling 3 dB per octave (1/f), like a propeller's broadband hum."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n)
-    freqs[0] = freqs[1]
-    noise = np.fft.irfft(spectrum / np.sqrt(freqs), n)
-    return noise / np.sqrt(np.mean(noise**2))
-
-
-def speech_rms(samples: np.ndarray) -> float:
-    """RMS over the voiced 20 ms frames (the loudest 60%), so leading/trailing silence does not lower it."""
-    frames = samples[: len(samples) // 320 * 320].reshape(-1, 320)
-    energy = np.sort(np.mean(frames**2, axis=1))
-    return float(np.sqrt(np.mean(energy[int(len(energy) * 0.4):])))
-
-
-def add_noise(samples: np.ndarray, rng: np.random.Generator, snr_db: float = SNR_DB) -> np.ndarray:
-    return samples + pink_noise(len(samples), rng) * speech_rms(samples) / 10 ** (snr_db / 20)
-
-
-def flite(text: str, voice: str, path: Path) -> np.ndarray:
+def flite(text: str, voice: str, path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
-    return read_mono16k(path)
+    return read_wav(path)
 
 
-def espeak_korean(text: str, path: Path) -> np.ndarray:
+def espeak_korean(text: str, path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), text], check=True)
     subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(path)], check=True)
     raw.unlink()
-    return read_mono16k(path)
+    return read_wav(path)
+
+
+def write_english(out: Path, voices: tuple[str, ...], ood: list[str], manifest: list[dict], kind_ood: str = "ood",
+                  commands: bool = True) -> None:
+    def record(path: Path, kind: str, expected: list[str], **extra: object) -> None:
+        manifest.append({"file": str(path.relative_to(out)), "set": kind, "lang": "en", "expected": expected, **extra})
+
+    for voice in voices:
+        if commands:
+            for text, command in ENGLISH:
+                path = out / "clean" / f"{slug(text)}_{voice}.wav"
+                flite(text, voice, path)
+                record(path, "clean", [command], voice=voice, text=text)
+        for text in ood:
+            path = out / "ood" / f"{slug(text)}_{voice}.wav"
+            flite(text, voice, path)
+            record(path, kind_ood, [], voice=voice, text=text)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--heldout", type=Path, help="write the held-out voices and sentences here instead")
     args = parser.parse_args()
-    for tool in ("flite", "espeak-ng", "sox"):
+    tools = ("flite",) if args.heldout else ("flite", "espeak-ng", "sox")
+    for tool in tools:
         if not shutil.which(tool):
-            print(f"make_test_audio: {tool} is missing (apt install flite espeak-ng sox)", file=sys.stderr)
+            print(f"make_test_audio: {tool} is missing (apt install {' '.join(tools)})", file=sys.stderr)
             return 1
-    out: Path = args.out
+    manifest: list[dict] = []
+    if args.heldout:
+        out: Path = args.heldout
+        shutil.rmtree(out, ignore_errors=True)
+        write_english(out, HELDOUT_VOICES, NOT_COMMANDS, manifest)
+        write_english(out, HELDOUT_VOICES + VOICES, HELDOUT_NOT_COMMANDS, manifest, "ood_heldout", commands=False)
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {len(manifest)} held-out files to {out}")
+        return 0
+
+    out = args.out
     for sub in ("clean", "noisy", "ood", "long", "bad", "ko"):
         shutil.rmtree(out / sub, ignore_errors=True)
-    rng = np.random.default_rng(20240601)
-    manifest: list[dict] = []
-
-    def record(path: Path, kind: str, expected: list[str], lang: str = "en", **extra: object) -> None:
-        manifest.append({"file": str(path.relative_to(out)), "set": kind, "lang": lang, "expected": expected, **extra})
-
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        for voice in VOICES:
-            for text, command in ENGLISH:
-                name = f"{slug(text)}_{voice}.wav"
-                speech = flite(text, voice, out / "clean" / name)
-                record(out / "clean" / name, "clean", [command], voice=voice, text=text)
-                write_wav(out / "noisy" / name, add_noise(speech, rng))
-                record(out / "noisy" / name, "noisy", [command], voice=voice, text=text)
-            for text in NOT_COMMANDS:
-                name = f"{slug(text)}_{voice}.wav"
-                flite(text, voice, out / "ood" / name)
-                record(out / "ood" / name, "ood", [], voice=voice, text=text)
-            for number, texts in enumerate(LONG):
-                pause = np.zeros(int(1.2 * RATE))
-                pieces, segments, t = [pause], [], len(pause) / RATE
-                for text in texts:
-                    speech = flite(text, voice, tmp / "piece.wav")
-                    segments.append([round(t, 3), round(t + len(speech) / RATE, 3)])
-                    pieces += [speech, pause]
-                    t += (len(speech) + len(pause)) / RATE
-                commands = [dict(ENGLISH)[text] for text in texts]
-                path = out / "long" / f"session{number + 1}_{voice}.wav"
-                signal = np.concatenate(pieces)
-                write_wav(path, signal + pink_noise(len(signal), rng) * 30.0)
-                record(path, "long", commands, voice=voice, segments=segments)
-                if number == 0 and voice == VOICES[0]:
-                    stereo = path.with_name(path.stem + "_44k_stereo.wav")
-                    subprocess.run(["sox", str(path), "-r", "44100", "-c", "2", str(stereo)], check=True)
-                    record(stereo, "long", commands, voice=voice, segments=segments, rate=44100, channels=2)
-        for text, command in KOREAN:
-            name = f"ko_{len([m for m in manifest if m['lang'] == 'ko']) + 1:02d}.wav"
-            espeak_korean(text, out / "ko" / name)
-            record(out / "ko" / name, "ko", [command], lang="ko", voice="espeak-ng ko", text=text)
+    write_english(out, VOICES, NOT_COMMANDS, manifest)
+    commands = dict(ENGLISH)
+    for voice in VOICES:
+        for number, texts in enumerate(LONG):
+            manifest.append({"name": f"long/session{number + 1}_{voice}.wav", "set": "session", "lang": "en",
+                             "voice": voice, "texts": texts, "expected": [commands[t] for t in texts]})
+    # The first session at 44.1 kHz stereo (sox's resampler), to check reading any WAV gives what 16 kHz mono does.
+    first = next(m for m in manifest if m["set"] == "session")
+    pieces = [read_wav(out / "clean" / f"{slug(text)}_{first['voice']}.wav") for text in first["texts"]]
+    samples, segments = session(pieces, seed_of(first["name"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        mono = Path(tmp) / "session.wav"
+        write_wav(mono, samples)
+        stereo = out / first["name"].replace(".wav", "_44k_stereo.wav")
+        stereo.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["sox", str(mono), "-r", "44100", "-c", "2", str(stereo)], check=True)
+    manifest.append({"file": str(stereo.relative_to(out)), "set": "long44k", "lang": "en", "voice": first["voice"],
+                     "expected": first["expected"], "segments": segments, "rate": 44100, "channels": 2,
+                     "same_as": first["name"]})
+    for text, command in KOREAN:
+        name = f"ko_{len([m for m in manifest if m['lang'] == 'ko']) + 1:02d}.wav"
+        espeak_korean(text, out / "ko" / name)
+        manifest.append({"file": f"ko/{name}", "set": "ko", "lang": "ko", "expected": [command],
+                         "voice": "espeak-ng ko", "text": text})
 
     good = out / "clean" / f"{slug(ENGLISH[0][0])}_{VOICES[0]}.wav"
     data = good.read_bytes()
@@ -232,7 +225,7 @@ def main() -> int:
     (out / "bad" / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(256)) * 4)
     (out / "bad" / "not_a_wav.wav").write_text("this is not audio\n")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {len(manifest)} files to {out}")
+    print(f"wrote {len(manifest)} entries to {out}")
     return 0
 
 

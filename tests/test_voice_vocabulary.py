@@ -13,7 +13,7 @@ from pilot.errors import CommandRejected, InputError
 from pilot.grammar import parse_command
 from voice.grammar_export import to_vosk_phrases, word_graph
 from voice.numbers import format_number
-from voice.vocabulary import Status, Vocabulary, available_languages
+from voice.vocabulary import NumberSlot, Status, Vocabulary, available_languages
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +75,33 @@ def test_word_soup_is_not_a_command(en: Vocabulary, words: str) -> None:
     assert en.command_text(words.split()) is None
 
 
-def test_out_of_range_numbers_reach_the_grammar_and_are_rejected(en: Vocabulary) -> None:
-    # Said numbers are read exactly, so "six hundred" is never turned into something in range.
-    assert en.command_text(["go", "up", "six", "hundred"]) == "up 600 centimeters"
-    with pytest.raises(CommandRejected, match="20-500"):
-        parse_command("up 600 centimeters")
+@pytest.mark.parametrize("words", [
+    "go up six hundred", "go up fifteen", "up nine centimeters", "forward ten meters", "up one point five",
+    "turn right four hundred", "turn left zero", "turn right nine point nine", "speed five", "speed one hundred ten",
+    "go up twenty three", "turn right nineteen degrees", "speed fifteen", "up one point two three",
+])
+def test_numbers_outside_the_command_range_are_not_phrases(en: Vocabulary, words: str) -> None:
+    assert en.command_text(words.split()) is None
+
+
+def test_each_unit_offers_exactly_the_valid_numbers(en: Vocabulary) -> None:
+    """Every number the grammar offers makes a valid command in the language's steps, and every such number is
+    offered (checked exhaustively against pilot.grammar for moves in centimeters and meters, turns and speed)."""
+    assert en.steps == {"distance": 5.0, "angle": 5.0, "speed": 10.0}
+    for template, unit, step in (("up {}", "centimeters", 5), ("up {}", "meters", 5), ("turn left {}", "degrees", 5),
+                                 ("speed {}", "", 10)):
+        words = "".join(f" {w}" for w in unit.split())
+        for phrase, value in en.number_phrases.items():
+            text = template.format(format_number(value)) + (f" {unit}" if unit else "")
+            try:
+                command = parse_command(text)
+                valid = round(float(command.arg)) % step == 0 and float(command.arg).is_integer()
+            except CommandRejected:
+                valid = False
+            if valid and not value.is_integer() and unit in ("degrees", ""):
+                valid = False  # decimals the command rounds away are not offered
+            spoken = template.format(" ".join(phrase)) + words
+            assert (en.command_text(spoken.split()) is not None) == valid, spoken
 
 
 @given(st.integers(min_value=0, max_value=999))
@@ -169,7 +191,10 @@ def test_vosk_phrases_are_commands_or_rejection_words(en: Vocabulary, ko: Vocabu
             words = phrase.split()
             is_rejection = len(words) == 1 and (words[0] in vocab.rejection_words or words[0] == vocab.unknown_word)
             assert is_rejection or vocab.command_text(words) is not None, phrase
-        # Every word pair of every number is taught, so Vosk's bigram model knows every number.
+        # Every word pair of every number a slot offers is taught, so Vosk's bigram model knows every such number.
         pairs = {tuple(p.split()[i:i + 2]) for p in phrases for i in range(len(p.split()) - 1)}
-        for number in vocab.number_phrases:
+        offered = {number for spec in vocab.commands for pattern in spec.patterns for element in pattern
+                   if isinstance(element, NumberSlot) for choice in element.choices for number in choice.phrases}
+        assert len(offered) > 100
+        for number in offered:
             assert all(pair in pairs for pair in zip(number, number[1:], strict=False)), number

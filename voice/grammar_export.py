@@ -3,8 +3,10 @@
 PocketSphinx decodes against the word graph (a finite-state grammar, what a JSGF grammar compiles to) exactly, so it
 can only ever hear a phrase of the vocabulary, or, when rejection words are on, a run of ordinary words that is then
 dropped. We build the graph directly rather than writing JSGF because PocketSphinx copies a JSGF rule at every place
-it is used: the number rules alone came to 25,000 states and decoding was 40x slower; built here the numbers' minimal
-automaton is copied once per number slot and the whole grammar is about a thousand states.
+it is used: the number rules alone came to 25,000 states and decoding was 40x slower; built here the minimal automaton
+of the numbers a slot allows is copied once per group of units, and the whole grammar is a few hundred states.
+(PocketSphinx no longer uses the rejection words: they stole too many commands in noise; see
+voice.pocketsphinx_engine for how speech that is no command is caught.)
 
 Vosk turns its phrase list into a word bigram model, so it *can* string words in an order no phrase has;
 :meth:`voice.vocabulary.Vocabulary.read` rejects those.
@@ -81,16 +83,22 @@ class WordGraph:
 
 
 def word_graph(vocab: Vocabulary, rejection_weight: float | None = None) -> tuple[WordGraph, dict[int, float]]:
-    """Every command phrase as one word graph; the numbers' minimal automaton is copied in at each number slot.
+    """Every command phrase as one word graph; at each number slot, the minimal automaton of the numbers that slot
+    allows is copied in once per group of units (centimeters and meters allow different numbers).
 
     With ``rejection_weight`` the graph also accepts a run of the language's rejection words, entered with that
     weight (relative to 1 for each command phrase), so ordinary speech has somewhere to go other than the nearest
     command. Returns the graph and the arc weights for :meth:`WordGraph.transitions`.
     """
     graph = WordGraph()
-    number_start, number_states = _minimal_automaton(vocab.number_phrases)
+    automata: dict[frozenset[Phrase], tuple[int, list[_State]]] = {}
 
-    def add_number(src: int, dst: int) -> None:
+    weights: dict[int, float] = {}
+
+    def add_number(phrases: frozenset[Phrase], src: int, dst: int) -> None:
+        if phrases not in automata:
+            automata[phrases] = _minimal_automaton(sorted(phrases))
+        number_start, number_states = automata[phrases]
         ids = {number_start: src}
         for state_id in range(len(number_states)):
             ids.setdefault(state_id, graph.new_state())
@@ -111,12 +119,12 @@ def word_graph(vocab: Vocabulary, rejection_weight: float | None = None) -> tupl
                     for spoken, _ in element.choices:
                         graph.chain(src, spoken, dst)
                 else:
-                    number_end = graph.new_state()
-                    add_number(src, number_end)
-                    for spoken, _ in element.units:
-                        graph.chain(number_end, spoken, dst)
+                    for choice in element.choices:
+                        number_end = graph.new_state()
+                        add_number(choice.phrases, src, number_end)
+                        for spoken, _ in choice.units:
+                            graph.chain(number_end, spoken, dst)
                 src = dst
-    weights: dict[int, float] = {}
     if rejection_weight is not None and vocab.rejection_words:
         loop = graph.new_state()
         for word in sorted(vocab.rejection_words):
@@ -127,15 +135,15 @@ def word_graph(vocab: Vocabulary, rejection_weight: float | None = None) -> tupl
     return graph, weights
 
 
-def _covering_numbers(vocab: Vocabulary) -> list[Phrase]:
-    """A few number phrases that between them contain every word pair, first word and last word of all numbers.
+def _covering_numbers(numbers: Iterable[Phrase]) -> list[Phrase]:
+    """A few number phrases that between them contain every word pair, first word and last word of ``numbers``.
 
     Vosk estimates a bigram model from its phrase list, so this small set teaches it every number just as well as the
     full 2,000 phrases would, without drowning the other commands in number counts.
     """
     seen: set[tuple[str | None, str | None]] = set()
     chosen = []
-    for phrase in sorted(vocab.number_phrases, key=lambda p: (-len(p), p)):
+    for phrase in sorted(numbers, key=lambda p: (-len(p), p)):
         pairs = set(zip((None, *phrase), (*phrase, None), strict=True))
         if not pairs <= seen:
             seen |= pairs
@@ -150,7 +158,6 @@ def to_vosk_phrases(vocab: Vocabulary, with_rejection: bool = True) -> list[str]
     bigram model needs every word pair once, not every combination, and a full product (26,000 phrases for English)
     would weigh the number commands so heavily that "take off" became unlikely.
     """
-    numbers = _covering_numbers(vocab)
     phrases: list[str] = []
     for spec in vocab.commands:
         for pattern in spec.patterns:
@@ -161,7 +168,8 @@ def to_vosk_phrases(vocab: Vocabulary, with_rejection: bool = True) -> list[str]
                 elif isinstance(element, WordSlot):
                     options.append([spoken for spoken, _ in element.choices])
                 else:
-                    options.append([(*n, *unit) for unit, _ in element.units for n in numbers])
+                    options.append([(*n, *unit) for choice in element.choices for unit, _ in choice.units
+                                    for n in _covering_numbers(choice.phrases)])
             count = max(len(choices) for choices in options)
             for k in range(count):
                 phrases.append(" ".join(w for choices in options for w in choices[k % len(choices)]))

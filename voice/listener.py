@@ -7,7 +7,9 @@ for commands that are dangerous when wrong (flips, emergency, moves over 1 m, tu
 
 The end of an utterance is grammar-aware: after "take off" or "... centimeters" (nothing can follow) a short pause
 ends it; after "up fifty" (a unit or "five" may follow) a longer one; after "turn right" (not yet a command) longer
-still. So most commands are emitted a fifth of a second after the speaker stops.
+still. The recogniser's final pass starts 50 ms into a pause that follows a command (``decode_ahead``), so when the
+pause is long enough to be the end, the result is ready: most commands are emitted a fifth of a second after the
+speaker stops.
 
 :class:`VoiceListener` runs this on its own thread for the pilot loop and only publishes (a callback);
 :func:`recognise_file` is the synchronous form for tests, the demo and ``edgepilot listen --wav``.
@@ -51,7 +53,10 @@ class VoiceConfig:
     end_incomplete_s: float = 0.7  # ... words that are not a command yet
     max_utterance_s: float = 8.0
     feed_frames: int = 5  # hand audio to the recogniser 50 ms at a time
-    denoise: bool = True  # subtract steady noise before endpointing and recognition (voice.denoise)
+    trailing_s: float = 0.05  # pause after the last speech kept for the final pass (more only adds noise to decode)
+    decode_ahead: bool = True  # start the final pass when a pause begins after a command
+    #: Reduce steady noise before endpointing and recognition (voice.denoise); None: as the recogniser prefers.
+    denoise: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,7 @@ class Transcriber:
             return None, f"not sure enough ({confidence:.2f} < {needed:.2f})"
         return command, ""
 
-    def _end_pause_frames(self, words: tuple[str, ...]) -> int:
-        status, _ = self.vocab.read(words)
+    def _end_pause_frames(self, status: Status) -> int:
         seconds = {Status.COMPLETE: self.config.end_complete_s,
                    Status.EXTENDABLE: self.config.end_extendable_s}.get(status, self.config.end_incomplete_s)
         return max(1, round(seconds * RATE / FRAME))
@@ -133,7 +137,12 @@ class Transcriber:
         position = 0  # samples consumed
         in_utterance = False
         utterance_start = 0
+        first_sample = 0  # stream position of the utterance's first sample (with the pre-roll)
         end_after: int | None = None  # silence frames that end this utterance
+        trailing = round(config.trailing_s * RATE)
+
+        def keep_samples() -> int:
+            return (vad.last_speech_frame + 1) * FRAME + trailing - first_sample
 
         def flush() -> None:
             if batch:
@@ -142,7 +151,7 @@ class Transcriber:
 
         def finish(end_sample: int) -> Heard:
             flush()
-            hypothesis = self.recogniser.finish()
+            hypothesis = self.recogniser.finish(keep_samples())
             vad.end_utterance()
             command, reason = self.decide(hypothesis.words, hypothesis.confidence)
             heard = Heard(hypothesis.words, command, hypothesis.confidence, end_sample / RATE, position / RATE,
@@ -153,7 +162,8 @@ class Transcriber:
                 log.info("heard %r -> %s (confidence %.2f)", " ".join(heard.words), command.text, heard.confidence)
             return heard
 
-        denoiser = SpectralDenoiser() if config.denoise else None
+        wanted = config.denoise if config.denoise is not None else getattr(self.recogniser, "denoise", True)
+        denoiser = SpectralDenoiser() if wanted else None
         self.recogniser.new_stream()
         for chunk in chunks:
             chunk = np.asarray(chunk, dtype=np.int16)
@@ -170,6 +180,7 @@ class Transcriber:
                     preroll.append(frame)
                     if vad.in_speech:
                         self.recogniser.start()
+                        first_sample = position - len(preroll) * FRAME
                         batch.extend(preroll)
                         preroll.clear()
                         in_utterance, utterance_start, end_after = True, position, None
@@ -185,16 +196,19 @@ class Transcriber:
                 # Ask the recogniser what it has heard 50 ms into the pause, then every 100 ms.
                 if silence >= 5 and (end_after is None or silence % 10 == 5):
                     flush()
-                    end_after = self._end_pause_frames(self.recogniser.partial())
+                    status, _ = self.vocab.read(self.recogniser.partial())
+                    end_after = self._end_pause_frames(status)
+                    if silence == 5 and config.decode_ahead and status in (Status.COMPLETE, Status.EXTENDABLE):
+                        self.recogniser.decode_ahead(keep_samples())
                 if too_long or (end_after is not None and silence >= end_after):
                     yield finish((vad.last_speech_frame + 1) * FRAME)
                     in_utterance = False
-        if in_utterance:
+        if in_utterance:  # the stream stopped mid-utterance or right after it
+            if denoiser is not None:  # the denoiser still holds the last 16 ms
+                leftover = np.concatenate([leftover, denoiser.process(np.zeros(denoiser.delay, dtype=np.int16))])
             if len(leftover):
                 batch.append(leftover)
                 position += len(leftover)
-            # The stream stopped mid-utterance or right after it: give the decoder the pause it would have had.
-            batch.append(np.zeros(round(config.end_incomplete_s * RATE), dtype=np.int16))
             yield finish((vad.last_speech_frame + 1) * FRAME)
 
 

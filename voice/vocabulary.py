@@ -4,6 +4,13 @@ Spoken words -> the natural command text pilot.grammar understands ("go up fifty
 "오른쪽 으로 구 십 도 회전" -> "turn right 90 degrees") -> :func:`pilot.grammar.parse_command`. The recognisers are
 restricted to the same phrases (see :mod:`voice.grammar_export`), and anything that does not match a phrase exactly
 is not a command.
+
+A number slot only offers the numbers that make a valid command with each unit, as pilot.grammar decides (moves are
+20-500 cm, so "fifteen centimeters", "nine" and "ten meters" are not phrases at all), and, if the language file has
+``[steps]``, only multiples of the step ("go up twenty five", not "go up twenty three"). The "-teen"/"-ty" pairs
+(nineteen/ninety) were PocketSphinx's commonest confusion in noise, and with steps of 5 most of them cannot occur.
+The price: a number outside the grammar is heard as the nearest phrase that is in it, or as nothing, instead of being
+refused with a reason.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from enum import Enum
 from importlib import resources
 from typing import Any
 
-from pilot.errors import InputError
+from pilot.errors import CommandRejected, InputError
+from pilot.grammar import parse_command
+from pilot.messages import Command
 from voice.numbers import NumberWords, Phrase, format_number
 
 NUMBER_SLOTS = ("distance", "angle", "speed")
@@ -36,9 +45,25 @@ class WordSlot:
 
 
 @dataclass(frozen=True)
+class NumberChoice:
+    """The numbers that make a valid command when said with these units."""
+
+    units: tuple[tuple[Phrase, str], ...]  # spoken unit (may be empty) -> grammar unit word
+    values: tuple[tuple[Phrase, float], ...]  # number phrase -> the command's argument (cm, degrees, cm/s)
+    phrases: frozenset[Phrase]
+    prefixes: frozenset[Phrase]  # proper beginnings of those phrases
+
+    @classmethod
+    def of(cls, units: tuple[tuple[Phrase, str], ...], values: tuple[tuple[Phrase, float], ...]) -> NumberChoice:
+        phrases = frozenset(p for p, _ in values)
+        return cls(units, values, phrases, frozenset(p[:i] for p in phrases for i in range(1, len(p))))
+
+
+@dataclass(frozen=True)
 class NumberSlot:
     name: str
     units: tuple[tuple[Phrase, str], ...]  # spoken unit (may be empty) -> grammar unit word
+    choices: tuple[NumberChoice, ...]  # the units grouped by the numbers they allow
 
 
 Element = Literal | WordSlot | NumberSlot
@@ -76,19 +101,50 @@ class Vocabulary:
             self.name = str(table.get("name", self.code))
             self.unknown_word = str(table.get("unknown_word", "[unk]"))
             self.numbers = NumberWords.from_table(table["numbers"], where)
+            self.number_phrases: dict[Phrase, float] = self.numbers.phrases()
             units = {slot: tuple((_phrase(k), str(v)) for k, v in table["units"][slot].items()) for slot in NUMBER_SLOTS}
+            self.steps = {slot: float(table.get("steps", {}).get(slot, 0)) for slot in NUMBER_SLOTS}
             self.commands = tuple(self._command(entry, units, where) for entry in table["commands"])
         except KeyError as exc:
             raise InputError(f"{where}: missing {exc.args[0]!r}") from None
-        self.number_phrases: dict[Phrase, float] = self.numbers.phrases()
-        self._number_prefixes = {p[:i] for p in self.number_phrases for i in range(1, len(p))}
         self._longest_number = max(len(p) for p in self.number_phrases)
         self.words: frozenset[str] = frozenset(self._all_words())
         self.rejection_words = frozenset(table.get("rejection", {}).get("words", ())) - self.words
 
-    @staticmethod
-    def _command(entry: dict[str, Any], units: dict[str, tuple[tuple[Phrase, str], ...]], where: str) -> CommandSpec:
+    def _valid_numbers(self, means: str, slot: str, slot_tables: dict[str, Any],
+                       unit: str) -> tuple[tuple[Phrase, float], ...]:
+        """The number phrases that make ``means`` a valid command when said in ``slot`` with ``unit``, each with the
+        command's argument (1.5 meters -> 150).
+
+        The other slots are filled with their first choice: a range never depends on the direction. A decimal that the
+        command rounds away is not offered either ("nine point nine degrees" would be cw 10): it only adds confusions.
+        """
+        filled = {name: str(next(iter(table.values()))) for name, table in slot_tables.items() if name != slot}
+        if set(_SLOT.findall(means)) - {slot} - set(filled):
+            return tuple(self.number_phrases.items())  # more than one number in a command: no range is checked
+
+        def command(value: float) -> Command | None:
+            try:
+                return parse_command(means.format(**filled, **{slot: f"{format_number(value)} {unit}".strip()}))
+            except CommandRejected:
+                return None
+
+        valid: dict[float, float] = {}
+        for value in set(self.number_phrases.values()):
+            parsed = command(value)
+            # A tenth counts only if the command tells it from both neighbouring tenths.
+            if parsed is not None and (value.is_integer() or parsed not in (command(value - 0.1), command(value + 0.1))):
+                valid[value] = float(parsed.arg) if isinstance(parsed.arg, int | float) else value
+        step = self.steps.get(slot, 0.0)
+        if step:
+            valid = {value: arg for value, arg in valid.items() if abs(arg / step - round(arg / step)) < 1e-9}
+        return tuple(sorted((p, valid[v]) for p, v in self.number_phrases.items() if v in valid))
+
+    def _command(self, entry: dict[str, Any], units: dict[str, tuple[tuple[Phrase, str], ...]],
+                 where: str) -> CommandSpec:
         slot_tables = {k: v for k, v in entry.items() if k not in ("say", "means")}
+        means = str(entry["means"])
+        numbers: dict[str, NumberSlot] = {}
         patterns = []
         for text in entry["say"]:
             elements: list[Element] = []
@@ -97,14 +153,21 @@ class Vocabulary:
                     if piece.strip():
                         elements.append(Literal(_phrase(piece)))
                 elif piece in NUMBER_SLOTS:
-                    elements.append(NumberSlot(piece, units[piece]))
+                    if piece not in numbers:
+                        by_unit = {unit: self._valid_numbers(means, piece, slot_tables, unit)
+                                   for unit in dict.fromkeys(u for _, u in units[piece])}
+                        groups = tuple(NumberChoice.of(tuple(u for u in units[piece] if by_unit[u[1]] == allowed),
+                                                       allowed)
+                                       for allowed in dict.fromkeys(by_unit.values()) if allowed)
+                        numbers[piece] = NumberSlot(piece, units[piece], groups)
+                    elements.append(numbers[piece])
                 elif piece in slot_tables:
                     choices = tuple((_phrase(k), str(v)) for k, v in slot_tables[piece].items())
                     elements.append(WordSlot(piece, choices))
                 else:
                     raise InputError(f"{where}: phrase {text!r} uses slot {{{piece}}} but the entry does not define it")
             patterns.append(tuple(elements))
-        return CommandSpec(tuple(patterns), str(entry["means"]))
+        return CommandSpec(tuple(patterns), means)
 
     def _all_words(self) -> Iterator[str]:
         yield from self.numbers.words
@@ -159,18 +222,19 @@ class Vocabulary:
         else:
             for end in range(pos + 1, min(len(words), pos + self._longest_number) + 1):
                 number = words[pos:end]
-                if end == len(words) and number in self._number_prefixes:
-                    yield Status.PREFIX, {}
-                if number not in self.number_phrases:
-                    continue
-                text = format_number(self.number_phrases[number])
-                for spoken, unit in head.units:
-                    n = len(spoken)
-                    if words[end:end + n] == spoken:
-                        value = f"{text} {unit}".strip()
-                        yield from self._walk(rest, words, end + n, {**slots, head.name: value})
-                    elif spoken and spoken[: len(words) - end] == words[end:]:
+                for choice in head.choices:
+                    if end == len(words) and number in choice.prefixes:
                         yield Status.PREFIX, {}
+                    if number not in choice.phrases:
+                        continue
+                    text = format_number(self.number_phrases[number])
+                    for spoken, unit in choice.units:
+                        n = len(spoken)
+                        if words[end:end + n] == spoken:
+                            value = f"{text} {unit}".strip()
+                            yield from self._walk(rest, words, end + n, {**slots, head.name: value})
+                        elif spoken and spoken[: len(words) - end] == words[end:]:
+                            yield Status.PREFIX, {}
 
     def read(self, words: Sequence[str]) -> tuple[Status, str | None]:
         """Classify recognised words and give the natural command text when they are exactly one command.

@@ -1,0 +1,124 @@
+"""The voice test sets, including the ones made from the committed clean speech when they are used.
+
+tests/data/voice/manifest.json lists the committed files (clean commands, speech that is no command, Korean, broken
+WAVs, a 44.1 kHz stereo session). The noisy set (pink noise 15 dB below the speech, as propellers make) and the
+multi-command sessions are made here from the clean files, with noise seeded by the file name: the same samples on
+every run and machine, and 10 MB less in the repository. scripts/make_test_audio.py writes the committed files (and
+voices held out from tuning, for scripts/bench_voice.py).
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16000
+SNR_DB = 15.0
+DATA = Path(__file__).parent / "data" / "voice"
+SESSION_PAUSE_S = 1.2
+SESSION_NOISE_RMS = 30.0  # a quiet room's hiss under the sessions
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str  # a path-like label ("noisy/land_slt.wav"), for messages
+    samples: np.ndarray  # int16, 16 kHz mono
+    expected: list[str]
+    kind: str  # clean | noisy | ood | long
+    voice: str
+    segments: list[tuple[float, float]] | None = None  # where each command is spoken (long files)
+
+
+def read_wav(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == RATE, path
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(to_int16(samples).tobytes())
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(samples), -32768, 32767).astype("<i2")
+
+
+def seed_of(name: str) -> int:
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS noise whose power falls 3 dB per octave (1/f), like a propeller's broadband hum."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n)
+    freqs[0] = freqs[1]
+    noise = np.fft.irfft(spectrum / np.sqrt(freqs), n)
+    return noise / np.sqrt(np.mean(noise**2))
+
+
+def speech_rms(samples: np.ndarray) -> float:
+    """RMS over the voiced 20 ms frames (the loudest 60%), so leading/trailing silence does not lower it."""
+    samples = samples.astype(np.float64)
+    frames = samples[: len(samples) // 320 * 320].reshape(-1, 320)
+    energy = np.sort(np.mean(frames**2, axis=1))
+    return float(np.sqrt(np.mean(energy[int(len(energy) * 0.4):])))
+
+
+def add_noise(samples: np.ndarray, seed: int, snr_db: float = SNR_DB) -> np.ndarray:
+    """``samples`` with pink noise ``snr_db`` below the speech, as int16."""
+    noise = pink_noise(len(samples), np.random.default_rng(seed))
+    return to_int16(samples.astype(np.float64) + noise * speech_rms(samples) / 10 ** (snr_db / 20))
+
+
+def session(pieces: list[np.ndarray], seed: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Commands separated by pauses, over a quiet hiss; and where each command is."""
+    pause = np.zeros(int(SESSION_PAUSE_S * RATE))
+    parts, segments, t = [pause], [], len(pause) / RATE
+    for speech in pieces:
+        segments.append((round(t, 3), round(t + len(speech) / RATE, 3)))
+        parts += [speech.astype(np.float64), pause]
+        t += (len(speech) + len(pause)) / RATE
+    signal = np.concatenate(parts)
+    return to_int16(signal + pink_noise(len(signal), np.random.default_rng(seed)) * SESSION_NOISE_RMS), segments
+
+
+def manifest(root: Path = DATA) -> list[dict]:
+    return json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+
+
+def items(kind: str, root: Path = DATA, voices: tuple[str, ...] | None = None, every: int = 1) -> Iterator[Item]:
+    """The ``kind`` set (clean, noisy, ood, long) in ``root``: files as listed, noisy and long made from clean."""
+    entries = manifest(root)
+    clean = [m for m in entries if m["set"] == "clean" and (voices is None or m["voice"] in voices)]
+    if kind == "noisy":
+        for m in clean[::every]:
+            name = m["file"].replace("clean/", "noisy/", 1)
+            yield Item(name, add_noise(read_wav(root / m["file"]), seed_of(name)), m["expected"], "noisy", m["voice"])
+    elif kind == "long":
+        by_text = {(m["voice"], m["text"]): m for m in clean}
+        sessions = [m for m in entries if m["set"] == "session" and (voices is None or m["voice"] in voices)]
+        for s in sessions[::every]:
+            pieces = [read_wav(root / by_text[(s["voice"], text)]["file"]) for text in s["texts"]]
+            samples, segments = session(pieces, seed_of(s["name"]))
+            expected = [by_text[(s["voice"], text)]["expected"][0] for text in s["texts"]]
+            yield Item(s["name"], samples, expected, "long", s["voice"], segments)
+    else:
+        for m in [m for m in entries if m["set"] == kind and (voices is None or m.get("voice") in voices)][::every]:
+            yield Item(m["file"], read_wav(root / m["file"]), m["expected"], kind, m.get("voice", ""))
+
+
+def chunks(samples: np.ndarray, chunk: int = RATE // 50) -> Iterator[np.ndarray]:
+    """20 ms pieces, as the microphone and WavSource deliver them."""
+    for start in range(0, len(samples), chunk):
+        yield samples[start:start + chunk]
