@@ -302,39 +302,6 @@ def test_close_frees_every_port_and_a_second_run_connects(emulator, run_log):
             probe.close()
 
 
-def test_follow_me_through_the_real_backend_on_the_emulators_video(netns, run_log):
-    """The follow behaviour, unchanged, on H.264 video decoded from UDP: the simulated world's person, 3 m ahead."""
-    from pilot.perception import PerceptionWorker
-    from sim.render import SimCamera
-    from sim.world import World
-    from vision.pipeline import Perception
-
-    world = World.build(0, "drone", people=1)  # one person standing 3 m straight ahead
-    emulator = start_emulator(netns, auto_land_s=15.0,
-                              camera_factory=lambda drone, clock: SimCamera(world, drone, clock, 960, 720))
-    try:
-        vehicle = connect(video=True)
-        pilot = Pilot(vehicle, name="tello", hz=30, supervisor=Supervisor("drone"), max_duration_s=14.0,
-                      can_see=True)
-        perception = Perception(detect=("face", "person"), person_every=2)
-        modes = []
-        worker = PerceptionWorker(vehicle.camera, perception.process, pilot.seen.set, max_fps=15).start()
-        original = pilot._tick
-        pilot._tick = lambda t_s, now_s: (original(t_s, now_s), modes.append(pilot.mode.value))[0]
-        try:
-            result = pilot.run(parse_script("takeoff; up 60; follow me"))
-        finally:
-            worker.stop()
-        assert worker.error is None
-        assert modes.count("following") > 30 * 5, "the person was seen and followed for seconds"
-        truth = emulator.drone_state()
-        # It flew towards the person (3 m ahead) and stopped at a following distance, then landed on close.
-        assert 80 < truth["x_cm"] < 260 and abs(truth["y_cm"]) < 60, truth
-        assert not truth["flying"] and result.failure is None
-    finally:
-        emulator.stop()
-
-
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(garbage=st.lists(st.binary(max_size=200), min_size=1, max_size=3))
 def test_arbitrary_bytes_on_the_state_and_reply_ports_never_break_the_backend(fuzz_rig, garbage):
