@@ -24,8 +24,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 HELDOUT = ROOT / "scripts" / "cache" / "voice-heldout"
+SETS = ROOT / "scripts" / "cache" / "voice-sets"
 TUNED, HELD_OUT = ("slt", "kal16"), ("awb", "rms")
 
 
@@ -55,21 +54,40 @@ def heldout_root() -> Path | None:
     return HELDOUT
 
 
-def english_sets() -> list[tuple[str, Callable[[], Iterator]]]:
-    """(label, a function giving the set's items one by one: the audio is never all in memory at once)."""
-    from voice_data import items
+def write_sets(lang: str) -> Path:
+    """Write every set's audio (the made ones too) as WAVs with a list, so the engine's process only reads small
+    files: making a noisy 20 s session takes more memory than the recogniser, and would show in its peak RSS."""
+    from voice_data import items, write_wav
 
-    sets: list[tuple[str, Callable[[], Iterator]]] = [
-        (f"{kind} tuned", partial(items, kind, voices=TUNED)) for kind in ("clean", "noisy", "ood", "long")]
-    root = heldout_root()
-    if root is not None:
-        sets += [(f"{kind} held out", partial(items, kind, root, voices=HELD_OUT)) for kind in ("clean", "noisy", "ood")]
-        sets.append(("ood-new all voices", partial(items, "ood_heldout", root)))
+    if lang == "en":
+        sets = [(f"{kind} tuned", items(kind, voices=TUNED)) for kind in ("clean", "noisy", "ood", "long")]
+        root = heldout_root()
+        if root is not None:
+            sets += [(f"{kind} held out", items(kind, root, voices=HELD_OUT)) for kind in ("clean", "noisy", "ood")]
+            sets.append(("ood-new all voices", items("ood_heldout", root)))
+    else:
+        sets = [("ko", items("ko"))]
+    out = SETS / lang
+    listing = []
+    for label, entries in sets:
+        for number, item in enumerate(entries):
+            path = out / f"{label.replace(' ', '_')}_{number:03d}.wav"
+            write_wav(path, item.samples)
+            listing.append({"set": label, "name": item.name, "path": str(path), "expected": item.expected,
+                            "segments": item.segments})
+    (out / "sets.json").write_text(json.dumps(listing), encoding="utf-8")
+    return out / "sets.json"
+
+
+def read_sets(listing: Path) -> dict[str, list[dict]]:
+    sets: dict[str, list[dict]] = {}
+    for entry in json.loads(listing.read_text(encoding="utf-8")):
+        sets.setdefault(entry["set"], []).append(entry)
     return sets
 
 
-def run_engine(engine: str, lang: str, quick: bool) -> dict:
-    from voice_data import chunks, items
+def run_engine(engine: str, lang: str, quick: bool, listing: Path) -> dict:
+    from voice_data import chunks, read_wav
 
     from pilot.errors import CommandRejected
     from pilot.grammar import parse_command
@@ -82,7 +100,7 @@ def run_engine(engine: str, lang: str, quick: bool) -> dict:
     report: dict = {"engine": engine, "lang": lang, "load_s": time.perf_counter() - t0, "sets": {},
                     "loaded_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     cpu0, audio_s = time.process_time(), 0.0
-    sets = english_sets() if lang == "en" else [("ko", partial(items, "ko"))]
+    sets = read_sets(listing)
 
     def best(heard) -> str | None:
         text = recogniser.vocab.command_text(heard.words)
@@ -91,40 +109,43 @@ def run_engine(engine: str, lang: str, quick: bool) -> dict:
         except CommandRejected:
             return None
 
-    for label, entries in sets:
+    for label, entries in sets.items():
         counts = {"n": 0, "right": 0, "wrong": 0, "dropped": 0, "best": 0, "wrong_files": []}
-        for item in entries():
-            audio_s += len(item.samples) / 16000
-            heard = list(Transcriber(recogniser).run(chunks(item.samples)))
+        for entry in entries:
+            samples = read_wav(Path(entry["path"]))
+            audio_s += len(samples) / 16000
+            heard = list(Transcriber(recogniser).run(chunks(samples)))
             got = [h.command.text for h in heard if h.command]
             counts["n"] += 1
-            counts["best"] += [best(h) for h in heard if best(h)] == item.expected
-            if got == item.expected:
+            counts["best"] += [best(h) for h in heard if best(h)] == entry["expected"]
+            if got == entry["expected"]:
                 counts["right"] += 1
-            elif any(c not in item.expected for c in got):
+            elif any(c not in entry["expected"] for c in got):
                 counts["wrong"] += 1
-                counts["wrong_files"].append(f"{item.name}: {got}")
+                counts["wrong_files"].append(f"{entry['name']}: {got}")
             else:
                 counts["dropped"] += 1
         report["sets"][label] = counts
     report["rtf"] = (time.process_time() - cpu0) / audio_s
     if not quick:
-        report["latency_ms"] = realtime_latencies(recogniser, lang)
+        paced = sets["long tuned"] if lang == "en" else sets["ko"]
+        report["latency_ms"] = realtime_latencies(recogniser, paced, tail_s=0.0 if lang == "en" else 1.0)
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return report
 
 
-def realtime_latencies(recogniser, lang: str) -> list[float]:
-    """Stream audio at real-time pace; for every emitted command, wall time from the true end of its speech."""
-    from voice_data import chunks, items
+def realtime_latencies(recogniser, entries: list[dict], tail_s: float) -> list[float]:
+    """Stream audio at real-time pace; for every emitted command, wall time from the true end of its speech.
+    ``tail_s`` of quiet is added after each file (the Korean files are single commands that end with the speech)."""
+    from voice_data import chunks, read_wav
 
     from voice.listener import Transcriber
 
-    if lang == "en":
-        sources = [(item.samples, item.segments) for item in items("long")]
-    else:  # Korean: the single commands, each with a second of quiet after it
-        sources = [(np.concatenate([item.samples, np.zeros(16000, dtype=np.int16)]),
-                    [(0.0, len(item.samples) / 16000)]) for item in items("ko")]
+    sources = []
+    for entry in entries:
+        samples = read_wav(Path(entry["path"]))
+        segments = entry["segments"] or [(0.0, len(samples) / 16000)]
+        sources.append((np.concatenate([samples, np.zeros(int(tail_s * 16000), dtype=np.int16)]), segments))
     latencies = []
     for samples, segments in sources:
         ends = [speech_end(samples, start, end) for start, end in segments]
@@ -151,14 +172,23 @@ def main() -> int:
     parser.add_argument("--runs", nargs="+", default=["pocketsphinx:en", "vosk:ko"], help="engine:lang to run")
     parser.add_argument("--quick", action="store_true", help="no real-time latency runs")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--write-sets", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_sets:
+        print(write_sets(args.write_sets))
+        return 0
     if args.child:
-        engine, lang = args.child.split(":")
-        print(json.dumps(run_engine(engine, lang, args.quick)))
+        engine, lang, listing = args.child.split(":", 2)
+        print(json.dumps(run_engine(engine, lang, args.quick, Path(listing))))
         return 0
     reports = []
     for run in args.runs:
-        command = [sys.executable, __file__, "--child", run] + (["--quick"] if args.quick else [])
+        # In a process of its own: Linux keeps a process's peak RSS across fork and exec, so the engine's process
+        # would inherit the memory it took to make the audio.
+        made = subprocess.run([sys.executable, __file__, "--write-sets", run.split(":")[1]], capture_output=True,
+                              text=True, check=True)
+        listing = made.stdout.strip().splitlines()[-1]
+        command = [sys.executable, __file__, "--child", f"{run}:{listing}"] + (["--quick"] if args.quick else [])
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{run}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
