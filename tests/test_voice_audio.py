@@ -137,6 +137,18 @@ def test_voice_activity_finds_speech_in_pink_noise() -> None:
     assert np.mean(flags[energy < np.max(energy) / 1e5]) < 0.2  # the noise alone is not speech
 
 
+def test_voice_activity_floor_follows_noise_after_digital_silence() -> None:
+    """A stream that starts with exact zeros (the denoiser's delay, a muted input) and then carries steady noise: the
+    floor is the noise, so the noise is not speech and speech above it is."""
+    rng = np.random.default_rng(3)
+    vad = VoiceActivity()
+    frames = [np.zeros(FRAME)] * 50 + [rng.normal(0, 300, FRAME) for _ in range(300)]
+    flags = [vad.push(frame) for frame in frames]
+    assert not any(flags[200:])
+    assert vad.floor_db > 40  # 300 LSB RMS of white noise in the speech band, not digital silence
+    assert vad.push(rng.normal(0, 3000, FRAME)) and vad.push(rng.normal(0, 3000, FRAME))
+
+
 def denoise(samples: np.ndarray, denoiser: SpectralDenoiser | None = None) -> np.ndarray:
     denoiser = denoiser or SpectralDenoiser()
     return np.concatenate([denoiser.process(samples[i:i + 320].astype(np.int16)) for i in range(0, len(samples), 320)])

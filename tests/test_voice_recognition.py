@@ -84,6 +84,17 @@ def test_several_commands_come_out_in_order(sphinx) -> None:
         assert 0 < h.t_emit - h.t_speech_end < 0.8  # emitted a short pause after the speech
 
 
+def test_commands_in_steady_noise_are_cut_apart(sphinx) -> None:
+    """Propeller noise all through a session: the endpointer must still find the pause after every command (with the
+    noise floor learnt from the stream's first digital zeros, it once heard one 8-second utterance)."""
+    item = next(i for i in items("long_noisy") if i.name == "long_noisy/session2_slt.wav")
+    heard = [h for h in Transcriber(sphinx).run(chunks(item.samples)) if h.command]
+    assert [h.command.text for h in heard] == item.expected
+    assert item.segments is not None
+    for h, (start, end) in zip(heard, item.segments, strict=True):
+        assert start < h.t_speech_end <= end + 0.05
+
+
 def test_44k_stereo_is_heard_like_16k_mono(sphinx, tmp_path: Path) -> None:
     entry = next(i for i in items("long") if i.name == "long/session1_slt.wav")
     write_wav(tmp_path / "mono.wav", entry.samples)

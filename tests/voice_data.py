@@ -81,8 +81,10 @@ def add_noise(samples: np.ndarray, seed: int, snr_db: float = SNR_DB) -> np.ndar
     return to_int16(samples.astype(np.float64) + noise * speech_rms(samples) / 10 ** (snr_db / 20))
 
 
-def session(pieces: list[np.ndarray], seed: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """Commands separated by pauses, over a quiet hiss; and where each command is."""
+def session(pieces: list[np.ndarray], seed: int, snr_db: float | None = None) -> tuple[np.ndarray,
+                                                                                   list[tuple[float, float]]]:
+    """Commands separated by pauses, over a quiet hiss (or pink noise ``snr_db`` below the speech, all the way
+    through, as from a flying drone's propellers); and where each command is."""
     pause = np.zeros(int(SESSION_PAUSE_S * RATE))
     parts, segments, t = [pause], [], len(pause) / RATE
     for speech in pieces:
@@ -90,7 +92,8 @@ def session(pieces: list[np.ndarray], seed: int) -> tuple[np.ndarray, list[tuple
         parts += [speech.astype(np.float64), pause]
         t += (len(speech) + len(pause)) / RATE
     signal = np.concatenate(parts)
-    return to_int16(signal + pink_noise(len(signal), np.random.default_rng(seed)) * SESSION_NOISE_RMS), segments
+    level = SESSION_NOISE_RMS if snr_db is None else speech_rms(signal) / 10 ** (snr_db / 20)
+    return to_int16(signal + pink_noise(len(signal), np.random.default_rng(seed)) * level), segments
 
 
 def manifest(root: Path = DATA) -> list[dict]:
@@ -98,21 +101,24 @@ def manifest(root: Path = DATA) -> list[dict]:
 
 
 def items(kind: str, root: Path = DATA, voices: tuple[str, ...] | None = None, every: int = 1) -> Iterator[Item]:
-    """The ``kind`` set (clean, noisy, ood, long) in ``root``: files as listed, noisy and long made from clean."""
+    """The ``kind`` set (clean, noisy, ood, long, long_noisy) in ``root``: files as listed, noisy and long made from
+    clean."""
     entries = manifest(root)
     clean = [m for m in entries if m["set"] == "clean" and (voices is None or m["voice"] in voices)]
     if kind == "noisy":
         for m in clean[::every]:
             name = m["file"].replace("clean/", "noisy/", 1)
             yield Item(name, add_noise(read_wav(root / m["file"]), seed_of(name)), m["expected"], "noisy", m["voice"])
-    elif kind == "long":
+    elif kind in ("long", "long_noisy"):
         by_text = {(m["voice"], m["text"]): m for m in clean}
         sessions = [m for m in entries if m["set"] == "session" and (voices is None or m["voice"] in voices)]
         for s in sessions[::every]:
             pieces = [read_wav(root / by_text[(s["voice"], text)]["file"]) for text in s["texts"]]
-            samples, segments = session(pieces, seed_of(s["name"]))
+            noisy = kind == "long_noisy"
+            name = s["name"].replace("long/", "long_noisy/", 1) if noisy else s["name"]
+            samples, segments = session(pieces, seed_of(name), SNR_DB if noisy else None)
             expected = [by_text[(s["voice"], text)]["expected"][0] for text in s["texts"]]
-            yield Item(s["name"], samples, expected, "long", s["voice"], segments)
+            yield Item(name, samples, expected, kind, s["voice"], segments)
     else:
         for m in [m for m in entries if m["set"] == kind and (voices is None or m.get("voice") in voices)][::every]:
             yield Item(m["file"], read_wav(root / m["file"]), m["expected"], kind, m.get("voice", ""))

@@ -1,14 +1,18 @@
 """Voice activity: which 10 ms frames hold speech, against a noise floor that follows steady noise (propellers, fans).
 
 Energy is measured in the speech band (250-3800 Hz) so low-frequency hum and rumble count for little. The noise floor
-falls at once to a quieter frame and rises slowly, so a steady noise is learnt in a second or two while speech (which
-comes and goes) never is. A frame is speech when it stands ``on_db`` above the floor; an utterance starts after a few
-speech frames, and *when* it ends is decided by the caller (see :mod:`voice.listener`), which knows whether the words so
-far already make a command.
+is the quietest frame of the last ``floor_window_s`` (minimum statistics): speech always has a quiet moment between
+words within a second or so, steady noise never does, so noise that starts, grows or fades is followed within that
+window while speech is never taken for noise. Digital silence (a stream's first zeros, a muted input) is no noise
+level: it is left out, or the floor would sit far below any real noise and every propeller frame would be "speech".
+A frame is speech when it stands ``on_db`` above the floor; an utterance starts after a few speech frames, and *when*
+it ends is decided by the caller (see :mod:`voice.listener`), which knows whether the words so far already make a
+command.
 """
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +26,11 @@ class VadConfig:
     min_level_db: float = 25.0  # absolute level (dB re 1 LSB RMS in the band): digital silence is never speech
     start_frames: int = 3  # speech frames within the last `start_window` to start an utterance
     start_window: int = 5
-    floor_rise_db_per_s: float = 3.0
+    floor_window_s: float = 1.5
+    digital_silence_db: float = 0.0  # a frame quieter than this is exact zeros or nearly: not a noise level
+
+
+_BLOCK = 25  # frames per block of the windowed minimum (0.25 s)
 
 
 class VoiceActivity:
@@ -35,6 +43,9 @@ class VoiceActivity:
         self._window = np.hanning(2 * FRAME)
         self._previous = np.zeros(FRAME)
         self._floor_db: float | None = None
+        self._block_min = float("inf")
+        self._block_minima: collections.deque[float] = collections.deque(
+            maxlen=max(1, round(self.config.floor_window_s * 16000 / FRAME / _BLOCK)))
         self._recent: list[bool] = []
         self.frames = 0
         self.in_speech = False
@@ -53,10 +64,7 @@ class VoiceActivity:
         """Take one 10 ms frame; return whether it is speech."""
         config = self.config
         level = self.level_db(frame)
-        if self._floor_db is None or level < self._floor_db:
-            self._floor_db = level
-        else:
-            self._floor_db += config.floor_rise_db_per_s * FRAME / 16000
+        self._track_floor(level)
         speech = level > max(self._floor_db + config.on_db, config.min_level_db)
         self._recent = (self._recent + [speech])[-config.start_window:]
         if not self.in_speech and sum(self._recent) >= config.start_frames:
@@ -68,6 +76,18 @@ class VoiceActivity:
             self.silence_frames += 1
         self.frames += 1
         return speech
+
+    def _track_floor(self, level: float) -> None:
+        if level >= self.config.digital_silence_db:
+            self._block_min = min(self._block_min, level)
+        if self.frames % _BLOCK == _BLOCK - 1 and self._block_min < float("inf"):
+            self._block_minima.append(self._block_min)
+            self._block_min = float("inf")
+        known = min([*self._block_minima, self._block_min])
+        if known < float("inf"):
+            self._floor_db = known
+        elif self._floor_db is None:
+            self._floor_db = level  # only digital silence so far
 
     def end_utterance(self) -> None:
         """The caller ended the utterance: wait for new speech."""
