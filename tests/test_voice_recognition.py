@@ -67,11 +67,36 @@ def test_noisy_commands(sphinx) -> None:
     assert right >= 0.8 * len(entries), notes
 
 
-def test_speech_that_is_no_command_is_mostly_dropped(sphinx) -> None:
-    """Sentences forced into the command graph fit it worse than free phones do (the phone-loop check), but not
-    always: one-word near-misses ("top" for "stop") pass. Measured on all 20: see bench_voice.py."""
-    right, wrong, notes = score(sphinx, list(items("ood", every=2)))
-    assert wrong <= 3, notes
+def test_speech_that_is_no_command_rarely_moves_the_drone(sphinx) -> None:
+    """Sentences forced into the command graph fit it far worse than free phones do (the fit test). Besides one-word
+    near-homophones of the safety words ("hand" -> land, "top" -> stop), which cannot be told apart by sound and only
+    land or hover, one of these 20 still passes: "let us play a game" -> "left 90" (it was 8 of 20 before the fit
+    moved to the final pass). Measured on every set, noisy ones too: see bench_voice.py."""
+    near_misses = {"ood/hand_slt.wav", "ood/hand_kal16.wav", "ood/top_slt.wav", "ood/top_kal16.wav"}
+    moving = []
+    for item in items("ood"):
+        got = hear(sphinx, item)
+        if item.name in near_misses:
+            assert set(got) <= {"stop", "land"}, (item.name, got)
+        elif got:
+            moving.append((item.name, got))
+    assert len(moving) <= 1, moving
+
+
+def test_policy_asks_more_of_risky_commands_and_less_of_safety_words(sphinx) -> None:
+    transcriber = Transcriber(sphinx)
+    normal, risky = sphinx.fit_thresholds
+    words = ("go", "up", "fifty")
+    assert transcriber.decide(words, 0.9, normal + 1)[0] is not None
+    assert "no command" in transcriber.decide(words, 0.9, normal - 1)[1]
+    assert "not sure" in transcriber.decide(words, 0.5, normal + 1)[1]
+    flip = ("flip", "left")
+    assert normal < risky - 1
+    assert transcriber.decide(flip, 0.99, risky - 1)[0] is None  # a flip needs a better fit than "up fifty"
+    assert transcriber.decide(flip, 0.9, risky + 1)[0] is None  # and more confidence
+    assert transcriber.decide(flip, 0.99, risky + 1)[0] is not None
+    assert transcriber.decide(("stop",), 0.9, -100.0)[0] is not None  # a safety word works in any noise
+    assert transcriber.decide(("land",), 0.9, None)[0] is not None
 
 
 def test_several_commands_come_out_in_order(sphinx) -> None:
@@ -86,13 +111,16 @@ def test_several_commands_come_out_in_order(sphinx) -> None:
 
 def test_commands_in_steady_noise_are_cut_apart(sphinx) -> None:
     """Propeller noise all through a session: the endpointer must still find the pause after every command (with the
-    noise floor learnt from the stream's first digital zeros, it once heard one 8-second utterance)."""
+    noise floor learnt from the stream's first digital zeros, it once heard one 8-second utterance). Every command
+    comes out at its place, none wrongly; the noise may cost one (measured: the first "take off" of this voice fits
+    free phones too well in noise and is dropped; bench_voice.py, long_noisy)."""
     item = next(i for i in items("long_noisy") if i.name == "long_noisy/session2_slt.wav")
-    heard = [h for h in Transcriber(sphinx).run(chunks(item.samples)) if h.command]
-    assert [h.command.text for h in heard] == item.expected
     assert item.segments is not None
-    for h, (start, end) in zip(heard, item.segments, strict=True):
-        assert start < h.t_speech_end <= end + 0.05
+    heard = [h for h in Transcriber(sphinx).run(chunks(item.samples)) if h.command]
+    assert len(heard) >= len(item.expected) - 1, [h.command.text for h in heard]
+    for h in heard:
+        said = [index for index, (start, end) in enumerate(item.segments) if start < h.t_speech_end <= end + 0.05]
+        assert len(said) == 1 and h.command.text == item.expected[said[0]], (h.command.text, h.t_speech_end)
 
 
 def test_44k_stereo_is_heard_like_16k_mono(sphinx, tmp_path: Path) -> None:

@@ -101,8 +101,8 @@ def manifest(root: Path = DATA) -> list[dict]:
 
 
 def items(kind: str, root: Path = DATA, voices: tuple[str, ...] | None = None, every: int = 1) -> Iterator[Item]:
-    """The ``kind`` set (clean, noisy, ood, long, long_noisy) in ``root``: files as listed, noisy and long made from
-    clean."""
+    """The ``kind`` set in ``root``: a set of the manifest (clean, ood, ood_heldout, ko), ``noisy`` (the clean set in
+    pink noise), ``long`` (sessions made from the clean files), or any of these with ``_noisy`` (in pink noise)."""
     entries = manifest(root)
     clean = [m for m in entries if m["set"] == "clean" and (voices is None or m["voice"] in voices)]
     if kind == "noisy":
@@ -120,8 +120,14 @@ def items(kind: str, root: Path = DATA, voices: tuple[str, ...] | None = None, e
             expected = [by_text[(s["voice"], text)]["expected"][0] for text in s["texts"]]
             yield Item(name, samples, expected, kind, s["voice"], segments)
     else:
-        for m in [m for m in entries if m["set"] == kind and (voices is None or m.get("voice") in voices)][::every]:
-            yield Item(m["file"], read_wav(root / m["file"]), m["expected"], kind, m.get("voice", ""))
+        base = kind.removesuffix("_noisy")
+        for m in [m for m in entries if m["set"] == base and (voices is None or m.get("voice") in voices)][::every]:
+            samples = read_wav(root / m["file"])
+            if base == kind:
+                yield Item(m["file"], samples, m["expected"], kind, m.get("voice", ""))
+            else:
+                name = f"{kind}/{m['file'].split('/', 1)[1]}"
+                yield Item(name, add_noise(samples, seed_of(name)), m["expected"], kind, m.get("voice", ""))
 
 
 def chunks(samples: np.ndarray, chunk: int = RATE // 50) -> Iterator[np.ndarray]:

@@ -33,8 +33,11 @@ MODEL_HOME = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "shar
 @dataclass(frozen=True)
 class Hypothesis:
     words: tuple[str, ...]
-    confidence: float  # 0..1; how sure the engine is of exactly these words
+    confidence: float  # 0..1; how sure the engine is of exactly these words rather than other commands
     detail: dict
+    #: How much better these words explain the sound than free speech would (the engine's own units, compared with
+    #: its ``fit_thresholds``): low for speech that is no command forced into the command grammar. None: not measured.
+    fit: float | None = None
 
 
 class Recogniser(Protocol):
@@ -42,6 +45,8 @@ class Recogniser(Protocol):
     vocab: Vocabulary
     #: (normal, risky) minimum confidence for a command: each engine's confidence has its own scale.
     thresholds: tuple[float, float]
+    #: (normal, risky) minimum ``Hypothesis.fit``; None for engines that reject free speech otherwise (Vosk's [unk]).
+    fit_thresholds: tuple[float, float] | None
     #: Whether the engine hears better through voice.denoise (the listener's default).
     denoise: bool
 
@@ -110,6 +115,7 @@ class VoskRecogniser:
 
     name = "vosk"
     thresholds = (0.6, 0.85)
+    fit_thresholds = None  # the grammar's [unk] and rejection words catch speech that is no command
     # Kaldi's models are trained on noisy speech; on the Korean test set Vosk heard fewer commands through the denoiser.
     denoise = False
 

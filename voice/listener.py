@@ -84,6 +84,11 @@ class Heard:
         }
 
 
+#: Heard wrongly, these make the drone hover or land: never harmful, and near-homophones ("top", "hand") cannot be told
+#: from them anyway. They need only the normal confidence, not the fit test, so they work in any noise.
+SAFE_WHEN_WRONG = ("stop", "land")
+
+
 def is_risky(command: Command, config: VoiceConfig) -> bool:
     """Commands that do harm when heard wrongly."""
     if command.verb in ("flip", "emergency"):
@@ -107,7 +112,8 @@ class Transcriber:
         self.min_confidence_risky = max(self.min_confidence, risky if self.config.min_confidence_risky is None
                                         else self.config.min_confidence_risky)
 
-    def decide(self, words: tuple[str, ...], confidence: float) -> tuple[Command | None, str]:
+    def decide(self, words: tuple[str, ...], confidence: float, fit: float | None = None) -> tuple[Command | None,
+                                                                                                   str]:
         if not words:
             return None, "nothing recognised"
         text = self.vocab.command_text(words)
@@ -117,9 +123,16 @@ class Transcriber:
             command = parse_command(text, source="voice")
         except CommandRejected as exc:
             return None, str(exc)
-        needed = self.min_confidence_risky if is_risky(command, self.config) else self.min_confidence
+        risky = is_risky(command, self.config)
+        needed = self.min_confidence_risky if risky else self.min_confidence
         if confidence < needed:
             return None, f"not sure enough ({confidence:.2f} < {needed:.2f})"
+        fit_needed = self.recogniser.fit_thresholds
+        if fit_needed is not None and command.verb not in SAFE_WHEN_WRONG:
+            least = fit_needed[1] if risky else fit_needed[0]
+            if fit is None or fit < least:
+                shown = "unknown" if fit is None else f"{fit:.1f}"
+                return None, f"sounds like speech that is no command (fit {shown} < {least:.1f})"
         return command, ""
 
     def _end_pause_frames(self, status: Status) -> int:
@@ -153,7 +166,7 @@ class Transcriber:
             flush()
             hypothesis = self.recogniser.finish(keep_samples())
             vad.end_utterance()
-            command, reason = self.decide(hypothesis.words, hypothesis.confidence)
+            command, reason = self.decide(hypothesis.words, hypothesis.confidence, hypothesis.fit)
             heard = Heard(hypothesis.words, command, hypothesis.confidence, end_sample / RATE, position / RATE,
                           reason, file, time.monotonic(), hypothesis.detail)
             if command is None:
