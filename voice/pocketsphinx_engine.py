@@ -16,8 +16,9 @@ instead of 230.
   first command of a stream ("take off") fitted worst.
 
 Neither catches everything. In noise, "go up fifty" heard as "down fifty" can have no rival in the n-best at all, and
-noise lowers the fit of real commands towards that of other speech (pink noise 15 dB below: 10% of commands below -18),
-so in noise some sentences that are no command still pass (scripts/bench_voice.py measures both).
+noise lowers the fit of real commands towards that of other speech (pink noise 15 dB below: a few in 100 fall under
+the threshold and are dropped), while a few sentences that are no command still pass (scripts/bench_voice.py measures
+both, in quiet and in noise).
 """
 
 from __future__ import annotations
