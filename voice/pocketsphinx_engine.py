@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 NBEST = 50
 #: n-best path scores -> probabilities: exp(score gap / NBEST_TEMPERATURE), in PocketSphinx's log units.
 NBEST_TEMPERATURE = 100.0
-#: (normal, risky) minimum confidence and fit. Chosen on the slt/kal16 sets (every clean command right; of the speech
-#: that is no command, none moves the drone) and checked on the held-out voices awb and rms and on sentences not seen
-#: while tuning: scripts/bench_voice.py prints all of them.
+#: (normal, risky) minimum confidence and fit. Chosen on the slt/kal16 sets (every clean command right; of 20 sentences
+#: that are no command, 1 still moves the drone) and checked on the held-out voices awb and rms and on sentences not
+#: seen while tuning: scripts/bench_voice.py prints all of them.
 THRESHOLDS = (0.7, 0.95)
 FIT_THRESHOLDS = (-19.0, -16.0)
 _FILLER = ("<", "[", "+")
