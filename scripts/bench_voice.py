@@ -55,19 +55,20 @@ def heldout_root() -> Path | None:
     return HELDOUT
 
 
-def write_sets(lang: str) -> Path:
+def write_sets(lang: str, noise_seeds: int = 1) -> Path:
     """Write every set's audio (the made ones too) as WAVs with a list, so the engine's process only reads small
     files: making a noisy 20 s session takes more memory than the recogniser, and would show in its peak RSS."""
     from voice_data import items, write_wav
 
     if lang == "en":
-        sets = [(f"{kind} tuned", items(kind, voices=TUNED))
+        sets = [(f"{kind} tuned", items(kind, voices=TUNED, noise_seeds=noise_seeds))
                 for kind in ("clean", "noisy", "ood", "ood_noisy", "long", "long_noisy")]
         root = heldout_root()
         if root is not None:
-            sets += [(f"{kind} held out", items(kind, root, voices=HELD_OUT))
+            sets += [(f"{kind} held out", items(kind, root, voices=HELD_OUT, noise_seeds=noise_seeds))
                      for kind in ("clean", "noisy", "ood", "ood_noisy")]
-            sets += [(f"ood-new{noise} all voices", items(f"ood_heldout{noise}", root)) for noise in ("", "_noisy")]
+            sets += [(f"ood-new{noise} all voices", items(f"ood_heldout{noise}", root, noise_seeds=noise_seeds))
+                     for noise in ("", "_noisy")]
     else:
         sets = [("ko", items("ko"))]
     out = SETS / lang
@@ -175,11 +176,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", default=["pocketsphinx:en", "vosk:ko"], help="engine:lang to run")
     parser.add_argument("--quick", action="store_true", help="no real-time latency runs")
+    parser.add_argument("--noise-seeds", type=int, default=1,
+                        help="each file of the noisy sets in this many noises (3: 300 noisy commands per set)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--write-sets", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.write_sets:
-        print(write_sets(args.write_sets))
+        lang, _, seeds = args.write_sets.partition(":")
+        print(write_sets(lang, int(seeds or 1)))
         return 0
     if args.child:
         engine, lang, listing = args.child.split(":", 2)
@@ -189,8 +193,8 @@ def main() -> int:
     for run in args.runs:
         # In a process of its own: Linux keeps a process's peak RSS across fork and exec, so the engine's process
         # would inherit the memory it took to make the audio.
-        made = subprocess.run([sys.executable, __file__, "--write-sets", run.split(":")[1]], capture_output=True,
-                              text=True, check=True)
+        made = subprocess.run([sys.executable, __file__, "--write-sets", f"{run.split(':')[1]}:{args.noise_seeds}"],
+                              capture_output=True, text=True, check=True)
         listing = made.stdout.strip().splitlines()[-1]
         command = [sys.executable, __file__, "--child", f"{run}:{listing}"] + (["--quick"] if args.quick else [])
         done = subprocess.run(command, capture_output=True, text=True)

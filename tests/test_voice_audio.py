@@ -182,3 +182,35 @@ def test_denoiser_learns_noise_that_starts_after_digital_silence() -> None:
     noise = np.random.default_rng(2).normal(0, 500, RATE * 6)
     out = denoise(noise, denoiser)
     assert np.std(out[-RATE:].astype(float)) < 0.5 * np.std(noise)
+
+
+def test_whole_utterance_cleaning_keeps_word_onsets() -> None:
+    """The streaming gain lags at the start of every word (its a-priori SNR is mostly the previous frame's); the
+    whole-utterance cleaning runs that estimate both ways in time, so word onsets come out closer to the clean speech,
+    and nothing is delayed. Measured on 15 noisy commands: onset SNR 17.9 -> 18.3 dB (median), better in 12."""
+    better, gains = 0, []
+    for entry in [m for m in manifest() if m["set"] == "clean"][::7]:
+        clean = read_wav(DATA / entry["file"]).astype(np.float64)
+        noisy = add_noise(clean, seed_of(entry["file"]))
+        denoiser = SpectralDenoiser()
+        delay = denoiser.delay
+        streamed = denoise(noisy, denoiser).astype(np.float64)
+        streamed = np.concatenate([streamed, np.zeros(len(clean) + delay - len(streamed))])[delay:delay + len(clean)]
+        whole = denoiser.clean_utterance(noisy).astype(np.float64)
+        assert len(whole) == len(clean)
+        middle = slice(len(clean) // 4, 3 * len(clean) // 4)
+        lag = np.argmax(np.correlate(whole[middle], clean[middle], "full")) - (len(clean[middle]) - 1)
+        assert lag == 0
+        # Word onsets: the 50 ms from each 10 ms frame at least 15 dB louder than the frame 50 ms before.
+        frames = clean[: len(clean) // 160 * 160].reshape(-1, 160)
+        level = 10 * np.log10(np.mean(frames**2, axis=1) + 1.0)
+        onsets = [i for i in range(5, len(level)) if level[i] > level[i - 5] + 15]
+        at = np.concatenate([np.arange(i * 160, (i + 5) * 160) for i in onsets])
+
+        def onset_snr_db(x: np.ndarray, at: np.ndarray = at, clean: np.ndarray = clean) -> float:
+            return float(10 * np.log10(np.sum(clean[at] ** 2) / np.sum((x[at] - clean[at]) ** 2)))
+
+        assert onset_snr_db(whole) > onset_snr_db(noisy.astype(np.float64)) + 1.0
+        better += onset_snr_db(whole) > onset_snr_db(streamed)
+        gains.append(onset_snr_db(whole) - onset_snr_db(streamed))
+    assert better >= 10 and np.median(gains) > 0.2, (better, gains)

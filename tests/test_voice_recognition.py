@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from voice_data import DATA, Item, chunks, items, write_wav
+from voice_data import DATA, Item, chunks, items, read_wav, write_wav
 
 from pilot.cli import main as edgepilot
 from pilot.errors import InputError, ModelError
@@ -86,17 +86,40 @@ def test_speech_that_is_no_command_rarely_moves_the_drone(sphinx) -> None:
 def test_policy_asks_more_of_risky_commands_and_less_of_safety_words(sphinx) -> None:
     transcriber = Transcriber(sphinx)
     normal, risky = sphinx.fit_thresholds
+    sure, very_sure = sphinx.thresholds
+    assert normal < risky - 1 and sure < very_sure - 0.05
     words = ("go", "up", "fifty")
-    assert transcriber.decide(words, 0.9, normal + 1)[0] is not None
-    assert "no command" in transcriber.decide(words, 0.9, normal - 1)[1]
-    assert "not sure" in transcriber.decide(words, 0.5, normal + 1)[1]
+    assert transcriber.decide(words, sure + 0.01, normal + 1)[0] is not None
+    assert "no command" in transcriber.decide(words, sure + 0.01, normal - 1)[1]
+    assert "not sure" in transcriber.decide(words, sure - 0.01, normal + 1)[1]
     flip = ("flip", "left")
-    assert normal < risky - 1
     assert transcriber.decide(flip, 0.99, risky - 1)[0] is None  # a flip needs a better fit than "up fifty"
-    assert transcriber.decide(flip, 0.9, risky + 1)[0] is None  # and more confidence
-    assert transcriber.decide(flip, 0.99, risky + 1)[0] is not None
-    assert transcriber.decide(("stop",), 0.9, -100.0)[0] is not None  # a safety word works in any noise
-    assert transcriber.decide(("land",), 0.9, None)[0] is not None
+    assert transcriber.decide(flip, very_sure - 0.01, risky + 1)[0] is None  # and more confidence
+    assert transcriber.decide(flip, very_sure + 0.01, risky + 1)[0] is not None
+    assert transcriber.decide(("stop",), sure + 0.01, -100.0)[0] is not None  # a safety word works in any noise
+    assert transcriber.decide(("land",), sure + 0.01, None)[0] is not None
+
+
+def test_words_count_only_when_both_views_agree(sphinx) -> None:
+    """The final pass decodes the utterance as the stream's denoiser left it and as the whole-utterance denoiser
+    cleans it; two views that mean different commands give no confidence, so the listener drops the words."""
+    take_off = read_wav(DATA / "clean" / "take_off_slt.wav")
+    land = read_wav(DATA / "clean" / "land_slt.wav")
+    n = min(len(take_off), len(land))
+
+    def final(audio, second_view):
+        sphinx.new_stream()
+        sphinx.start()
+        sphinx.feed(audio)
+        return sphinx.finish(n, lambda: second_view)
+
+    agreed = final(take_off[:n], take_off[:n])
+    assert agreed.words in (("take", "off"), ("takeoff",)) and agreed.confidence > 0.9
+    disagreed = final(take_off[:n], land[:n])
+    assert disagreed.words == ("land",) and disagreed.confidence == 0.0
+    assert "not sure" in Transcriber(sphinx).decide(disagreed.words, disagreed.confidence, disagreed.fit)[1]
+    shorter = final(take_off[:n], take_off[1000:n])  # a view without its first samples: the start comes from audio
+    assert shorter.words == agreed.words and shorter.confidence > 0.9
 
 
 def test_several_commands_come_out_in_order(sphinx) -> None:

@@ -100,15 +100,24 @@ def manifest(root: Path = DATA) -> list[dict]:
     return json.loads((root / "manifest.json").read_text(encoding="utf-8"))
 
 
-def items(kind: str, root: Path = DATA, voices: tuple[str, ...] | None = None, every: int = 1) -> Iterator[Item]:
+def items(kind: str, root: Path = DATA, voices: tuple[str, ...] | None = None, every: int = 1,
+          noise_seeds: int = 1) -> Iterator[Item]:
     """The ``kind`` set in ``root``: a set of the manifest (clean, ood, ood_heldout, ko), ``noisy`` (the clean set in
-    pink noise), ``long`` (sessions made from the clean files), or any of these with ``_noisy`` (in pink noise)."""
+    pink noise), ``long`` (sessions made from the clean files), or any of these with ``_noisy`` (in pink noise).
+    ``noise_seeds``: each file of a noisy set that many times, in different noise (names from the second on end in
+    ``#1``, ``#2``, ...)."""
+
+    def seeded(name: str) -> Iterator[tuple[str, int]]:
+        for k in range(noise_seeds):
+            label = f"{name}#{k}" if k else name
+            yield label, seed_of(label)
+
     entries = manifest(root)
     clean = [m for m in entries if m["set"] == "clean" and (voices is None or m["voice"] in voices)]
     if kind == "noisy":
         for m in clean[::every]:
-            name = m["file"].replace("clean/", "noisy/", 1)
-            yield Item(name, add_noise(read_wav(root / m["file"]), seed_of(name)), m["expected"], "noisy", m["voice"])
+            for name, seed in seeded(m["file"].replace("clean/", "noisy/", 1)):
+                yield Item(name, add_noise(read_wav(root / m["file"]), seed), m["expected"], "noisy", m["voice"])
     elif kind in ("long", "long_noisy"):
         by_text = {(m["voice"], m["text"]): m for m in clean}
         sessions = [m for m in entries if m["set"] == "session" and (voices is None or m["voice"] in voices)]
@@ -126,8 +135,8 @@ def items(kind: str, root: Path = DATA, voices: tuple[str, ...] | None = None, e
             if base == kind:
                 yield Item(m["file"], samples, m["expected"], kind, m.get("voice", ""))
             else:
-                name = f"{kind}/{m['file'].split('/', 1)[1]}"
-                yield Item(name, add_noise(samples, seed_of(name)), m["expected"], kind, m.get("voice", ""))
+                for name, seed in seeded(f"{kind}/{m['file'].split('/', 1)[1]}"):
+                    yield Item(name, add_noise(samples, seed), m["expected"], kind, m.get("voice", ""))
 
 
 def chunks(samples: np.ndarray, chunk: int = RATE // 50) -> Iterator[np.ndarray]:

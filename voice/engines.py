@@ -12,6 +12,7 @@ import importlib.util
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +41,10 @@ class Hypothesis:
     fit: float | None = None
 
 
+#: Makes the utterance's second view (see Recogniser.finish) when called: only engines that use it pay for it.
+SecondView = Callable[[], np.ndarray]
+
+
 class Recogniser(Protocol):
     name: str
     vocab: Vocabulary
@@ -59,13 +64,15 @@ class Recogniser(Protocol):
 
     def partial(self) -> tuple[str, ...]: ...
 
-    def decode_ahead(self, keep_samples: int | None = None) -> None:
-        """The speaker paused after words that make a command: prepare ``finish(keep_samples)`` now."""
+    def decode_ahead(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> None:
+        """The speaker paused after words that make a command: prepare ``finish(keep_samples, second_view)`` now."""
         ...
 
-    def finish(self, keep_samples: int | None = None) -> Hypothesis:
+    def finish(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> Hypothesis:
         """The utterance ended. ``keep_samples``: how much of the fed audio is speech (plus a little pause) and
-        worth a final decoding pass; engines that decode as they go may ignore it."""
+        worth a final decoding pass; engines that decode as they go may ignore it. ``second_view()``: the same
+        audio denoised another way (whole-utterance; it may lack the first few ms), for engines that check their words
+        on both."""
         ...
 
 
@@ -161,10 +168,10 @@ class VoskRecogniser:
     def partial(self) -> tuple[str, ...]:
         return tuple(json.loads(self._recognizer.PartialResult()).get("partial", "").split())
 
-    def decode_ahead(self, keep_samples: int | None = None) -> None:
+    def decode_ahead(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> None:
         pass  # Kaldi decodes as the audio comes: the final result costs nothing extra
 
-    def finish(self, keep_samples: int | None = None) -> Hypothesis:
+    def finish(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> Hypothesis:
         result = json.loads(self._recognizer.FinalResult())
         words = tuple(item["word"] for item in result.get("result", []))
         confs = [float(item.get("conf", 0.0)) for item in result.get("result", [])]

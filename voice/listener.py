@@ -33,7 +33,7 @@ from pilot.messages import MOVE_VERBS, TURN_VERBS, Command
 from voice.audio import RATE, open_source
 from voice.denoise import SpectralDenoiser
 from voice.endpoint import FRAME, VoiceActivity
-from voice.engines import Recogniser, make_recogniser
+from voice.engines import Recogniser, SecondView, make_recogniser
 from voice.vocabulary import Status, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,27 @@ def is_risky(command: Command, config: VoiceConfig) -> bool:
     return False
 
 
+class _Recent:
+    """The last ``limit`` samples of a stream, addressed by their position in the stream."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._chunks: collections.deque[np.ndarray] = collections.deque()
+        self._start = 0  # stream position of the first kept sample
+        self._end = 0
+
+    def append(self, samples: np.ndarray) -> None:
+        self._chunks.append(samples)
+        self._end += len(samples)
+        while self._end - self._start - len(self._chunks[0]) >= self.limit:
+            self._start += len(self._chunks.popleft())
+
+    def between(self, start: int, end: int) -> np.ndarray:
+        """Samples [start, end) of the stream, or the part of them that is still kept."""
+        kept = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
+        return kept[max(start - self._start, 0):max(end - self._start, 0)]
+
+
 class Transcriber:
     """Cuts 16 kHz int16 audio into utterances and decides each one."""
 
@@ -162,9 +183,18 @@ class Transcriber:
                 self.recogniser.feed(np.concatenate(batch))
                 batch.clear()
 
+        def second_view(keep: int) -> SecondView | None:
+            """The first ``keep`` samples of the utterance, from the raw audio through the whole-utterance denoiser
+            (SpectralDenoiser.clean_utterance), made only if the recogniser asks; without the start when the stream
+            began less than the denoiser's delay before the utterance."""
+            if denoiser is None:
+                return None
+            start = first_sample - denoiser.delay  # the denoised stream lags the raw one
+            return lambda: denoiser.clean_utterance(raw.between(start, start + keep))
+
         def finish(end_sample: int) -> Heard:
             flush()
-            hypothesis = self.recogniser.finish(keep_samples())
+            hypothesis = self.recogniser.finish(keep_samples(), second_view(keep_samples()))
             vad.end_utterance()
             command, reason = self.decide(hypothesis.words, hypothesis.confidence, hypothesis.fit)
             heard = Heard(hypothesis.words, command, hypothesis.confidence, end_sample / RATE, position / RATE,
@@ -177,10 +207,12 @@ class Transcriber:
 
         wanted = config.denoise if config.denoise is not None else getattr(self.recogniser, "denoise", True)
         denoiser = SpectralDenoiser() if wanted else None
+        raw = _Recent(round((config.preroll_s + config.max_utterance_s + 1.0) * RATE))
         self.recogniser.new_stream()
         for chunk in chunks:
             chunk = np.asarray(chunk, dtype=np.int16)
             if denoiser is not None:
+                raw.append(chunk)
                 chunk = denoiser.process(chunk)
             samples = np.concatenate([leftover, chunk])
             whole = len(samples) // FRAME * FRAME
@@ -212,7 +244,7 @@ class Transcriber:
                     status, _ = self.vocab.read(self.recogniser.partial())
                     end_after = self._end_pause_frames(status)
                     if silence == 5 and config.decode_ahead and status in (Status.COMPLETE, Status.EXTENDABLE):
-                        self.recogniser.decode_ahead(keep_samples())
+                        self.recogniser.decode_ahead(keep_samples(), second_view(keep_samples()))
                 if too_long or (end_after is not None and silence >= end_after):
                     yield finish((vad.last_speech_frame + 1) * FRAME)
                     in_utterance = False
