@@ -122,6 +122,24 @@ def test_words_count_only_when_both_views_agree(sphinx) -> None:
     assert shorter.words == agreed.words and shorter.confidence > 0.9
 
 
+def test_an_utterance_is_heard_the_same_whatever_came_before(sphinx) -> None:
+    """The final pass depends on the utterance only. (PocketSphinx's own noise removal, on in its model's feat.params,
+    kept a noise estimate from one utterance to the next: the same audio got another fit after other speech.)"""
+    take_off = read_wav(DATA / "clean" / "take_off_slt.wav")
+    other = read_wav(DATA / "clean" / "go_up_fifty_centimeters_kal16.wav")
+
+    def final(audio):
+        sphinx.start()
+        sphinx.feed(audio)
+        return sphinx.finish(len(audio))
+
+    first = final(take_off)
+    final(other)
+    final(other)
+    again = final(take_off)
+    assert (again.words, again.confidence, again.fit) == (first.words, first.confidence, first.fit)
+
+
 def test_several_commands_come_out_in_order(sphinx) -> None:
     item = next(i for i in items("long") if i.name == "long/session2_slt.wav")
     heard = [h for h in Transcriber(sphinx).run(chunks(item.samples)) if h.command]

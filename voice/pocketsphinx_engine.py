@@ -6,7 +6,8 @@ instead of 230.
 
 - The *streaming* decoder follows the speech with the command graph and tells the endpointer what has been said.
 - The *final* decoder decodes the utterance again as a whole when it ends, with the cepstral mean of this utterance
-  (batch CMN), so the result does not depend on what was heard before; its n-best list gives how probable the best
+  (batch CMN) and without PocketSphinx's own noise removal (which keeps a noise estimate from one utterance to the
+  next; we denoise before), so the result does not depend on what was heard before; its n-best list gives how probable the best
   command is against the others (paths that differ only in pauses or pronunciation count as the same command): the
   confidence. :meth:`decode_ahead` lets the listener start it as soon as the pause begins.
 - It decodes two *views* of the utterance: the audio as the stream's denoiser left it, and the raw audio cleaned as a
@@ -64,6 +65,19 @@ def _write_dictionary(source: Path, words: set[str], target: Path) -> None:
     target.write_text("\n".join(lines) + "\n", encoding="latin-1")
 
 
+def _without_noise_removal(hmm: Path, target: Path) -> Path:
+    """``hmm`` linked into ``target`` with its feat.params saying ``-remove_noise no`` (the model's own setting wins
+    over the decoder's options)."""
+    target.mkdir()
+    for item in hmm.iterdir():
+        if item.name != "feat.params":
+            (target / item.name).symlink_to(item.resolve())
+    params = (hmm / "feat.params").read_text(encoding="latin-1") if (hmm / "feat.params").is_file() else ""
+    lines = [line for line in params.splitlines() if not line.startswith("-remove_noise")]
+    (target / "feat.params").write_text("\n".join([*lines, "-remove_noise no"]) + "\n", encoding="latin-1")
+    return target
+
+
 class PocketSphinxRecogniser:
     name = "pocketsphinx"
     thresholds = THRESHOLDS
@@ -88,12 +102,13 @@ class PocketSphinxRecogniser:
             _write_dictionary(cmudict, set(vocab.words), dictionary)
             try:
                 self._stream = pocketsphinx.Decoder(**options, dict=str(dictionary))
-                self._final = pocketsphinx.Decoder(**options, dict=str(dictionary))
+                plain = _without_noise_removal(hmm, Path(tmp) / "hmm")
+                self._final = pocketsphinx.Decoder(**{**options, "hmm": str(plain)}, dict=str(dictionary))
             except (RuntimeError, ValueError) as exc:
                 raise ModelError(f"PocketSphinx could not load its model: {exc}") from None
             self._loop = None
             try:
-                self._loop = pocketsphinx.Decoder(**options, dict=str(dictionary))
+                self._loop = pocketsphinx.Decoder(**{**options, "hmm": str(plain)}, dict=str(dictionary))
                 self._loop.add_allphone_file("phones", None)  # no phone language model: pure acoustics
                 self._loop.activate_search("phones")
             except (RuntimeError, ValueError) as exc:
@@ -174,7 +189,13 @@ class PocketSphinxRecogniser:
         # A shorter second view is the end of the utterance (its start came before the stream): the rest from audio.
         second_view = np.concatenate([audio[:len(audio) - len(second_view)], second_view])
         words, probability, fit, _ = self._decode(second_view)
-        other, other_probability, _, cmn = self._decode(audio, fit=False)
+        other, other_probability, other_fit, cmn = self._decode(audio, fit=not words)
+        # A view with no words found no path through the grammar (PocketSphinx: "final result does not match the
+        # grammar", now and then even in quiet): it casts no vote.
+        if not words:
+            return other, other_probability, other_fit, cmn
+        if not other:
+            return words, probability, fit, cmn
         if self.vocab.command_text(words) != self.vocab.command_text(other):
             log.info("the two views disagree: %r / %r", " ".join(words), " ".join(other))
             return words, 0.0, fit, cmn
