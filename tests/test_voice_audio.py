@@ -154,6 +154,13 @@ def denoise(samples: np.ndarray, denoiser: SpectralDenoiser | None = None) -> np
     return np.concatenate([denoiser.process(samples[i:i + 320].astype(np.int16)) for i in range(0, len(samples), 320)])
 
 
+def denoise_aligned(samples: np.ndarray, denoiser: SpectralDenoiser | None = None) -> np.ndarray:
+    """``denoise`` without the denoiser's delay: as many samples as ``samples``, sample for sample."""
+    denoiser = denoiser or SpectralDenoiser()
+    out = denoise(samples, denoiser).astype(np.float64)
+    return np.concatenate([out, np.zeros(len(samples) + denoiser.delay - len(out))])[denoiser.delay:][:len(samples)]
+
+
 def test_denoiser_lowers_steady_noise_and_keeps_length() -> None:
     noise = np.random.default_rng(1).normal(0, 500, RATE * 2)
     out = denoise(noise)
@@ -165,9 +172,7 @@ def test_denoiser_keeps_speech_and_raises_its_snr() -> None:
     name = "clean/turn_right_ninety_degrees_slt.wav"
     clean = read_wav(DATA / name).astype(np.float64)
     noisy = add_noise(clean, seed_of(name)).astype(np.float64)
-    delay = 256  # the denoiser's delay (SIZE - HOP)
-    out = denoise(noisy).astype(np.float64)
-    out = np.concatenate([out, np.zeros(len(clean) + delay - len(out))])[delay:delay + len(clean)]
+    out = denoise_aligned(noisy)
 
     def snr_db(x: np.ndarray) -> float:
         return 10 * np.log10(np.sum(clean**2) / np.sum((x - clean) ** 2))
@@ -193,9 +198,7 @@ def test_whole_utterance_cleaning_keeps_word_onsets() -> None:
         clean = read_wav(DATA / entry["file"]).astype(np.float64)
         noisy = add_noise(clean, seed_of(entry["file"]))
         denoiser = SpectralDenoiser()
-        delay = denoiser.delay
-        streamed = denoise(noisy, denoiser).astype(np.float64)
-        streamed = np.concatenate([streamed, np.zeros(len(clean) + delay - len(streamed))])[delay:delay + len(clean)]
+        streamed = denoise_aligned(noisy, denoiser)
         whole = denoiser.clean_utterance(noisy).astype(np.float64)
         assert len(whole) == len(clean)
         middle = slice(len(clean) // 4, 3 * len(clean) // 4)

@@ -116,8 +116,9 @@ def items(kind: str, root: Path = DATA, voices: tuple[str, ...] | None = None, e
     clean = [m for m in entries if m["set"] == "clean" and (voices is None or m["voice"] in voices)]
     if kind == "noisy":
         for m in clean[::every]:
+            samples = read_wav(root / m["file"])
             for name, seed in seeded(m["file"].replace("clean/", "noisy/", 1)):
-                yield Item(name, add_noise(read_wav(root / m["file"]), seed), m["expected"], "noisy", m["voice"])
+                yield Item(name, add_noise(samples, seed), m["expected"], "noisy", m["voice"])
     elif kind in ("long", "long_noisy"):
         by_text = {(m["voice"], m["text"]): m for m in clean}
         sessions = [m for m in entries if m["set"] == "session" and (voices is None or m["voice"] in voices)]

@@ -46,6 +46,10 @@ def _prior_snr(power: np.ndarray, noise: np.ndarray, previous_clean: np.ndarray 
     return alpha * previous_clean / noise + (1.0 - alpha) * measured
 
 
+def _wiener_gain(prior_snr: np.ndarray, config: DenoiseConfig) -> np.ndarray:
+    return np.maximum(prior_snr / (1.0 + prior_snr), config.gain_floor)
+
+
 class SpectralDenoiser:
     """``process(int16 samples) -> int16 samples`` (as many, delayed by ``SIZE - HOP``)."""
 
@@ -87,8 +91,8 @@ class SpectralDenoiser:
         self._noise = np.maximum(np.where(is_noise, averaged, crept), floor)
 
     def _gain(self, power: np.ndarray) -> np.ndarray:
-        prior_snr = _prior_snr(power, np.maximum(self._noise, 1e-3), self._previous_clean, self.config)
-        gain = np.maximum(prior_snr / (1.0 + prior_snr), self.config.gain_floor)
+        gain = _wiener_gain(_prior_snr(power, np.maximum(self._noise, 1e-3), self._previous_clean, self.config),
+                            self.config)
         self._previous_clean = gain**2 * power
         return gain
 
@@ -112,12 +116,11 @@ class SpectralDenoiser:
             previous = None
             for k in order:
                 out[k] = _prior_snr(power[k], noise, previous, config)
-                previous = np.maximum(out[k] / (1.0 + out[k]), config.gain_floor) ** 2 * power[k]
+                previous = _wiener_gain(out[k], config) ** 2 * power[k]
             return out
 
         snr = np.maximum(prior_snr(range(count)), prior_snr(range(count - 1, -1, -1)))
-        gain = np.maximum(snr / (1.0 + snr), config.gain_floor)
-        frames = np.fft.irfft(spectra * gain, SIZE, axis=1) * self._window
+        frames = np.fft.irfft(spectra * _wiener_gain(snr, config), SIZE, axis=1) * self._window
         out = np.zeros(len(padded))
         for k in range(count):
             out[k * HOP:k * HOP + SIZE] += frames[k]
