@@ -20,8 +20,8 @@ import sys
 import threading
 import time
 
-from drone.tello_protocol import CONTROL_PORT, STATE_PORT
-from pilot.errors import VehicleError
+from edgepilot.drone.tello_protocol import CONTROL_PORT, STATE_PORT
+from edgepilot.pilot.core.errors import VehicleError
 
 log = logging.getLogger(__name__)
 

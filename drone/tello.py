@@ -1,4 +1,4 @@
-"""The Tello backend: :class:`pilot.hal.Vehicle` over djitellopy (unmodified).
+"""The Tello backend: :class:`edgepilot.pilot.core.hal.Vehicle` over djitellopy (unmodified).
 
 djitellopy provides the UDP transport, its receiver threads, the state parser, ``rc`` and the video URL. Commands do
 not go through its blocking ``send_control_command``: that blocks the caller for up to 7 s per try, re-sends a move
@@ -15,8 +15,8 @@ import math
 import threading
 from dataclasses import dataclass, field, replace
 
-from drone import djitellopy_link as link
-from drone.tello_protocol import (
+from edgepilot.drone import djitellopy_link as link
+from edgepilot.drone.tello_protocol import (
     DEFAULT_HOST,
     STATE_PORT,
     VIDEO_PORT,
@@ -27,10 +27,10 @@ from drone.tello_protocol import (
     velocity_to_rc,
     yaw_rep103_deg,
 )
-from pilot.clock import Clock, MonotonicClock
-from pilot.errors import CommandRejected, LinkLost, VehicleError
-from pilot.grammar import MOVE_RANGE_CM, SPEED_RANGE_CM_S, TURN_RANGE_DEG
-from pilot.messages import FLIP_DIRECTIONS, MOVE_VERBS, Command, Event, Telemetry, Velocity
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.errors import CommandRejected, LinkLost, VehicleError
+from edgepilot.pilot.core.grammar import MOVE_RANGE_CM, SPEED_RANGE_CM_S, TURN_RANGE_DEG
+from edgepilot.pilot.core.messages import FLIP_DIRECTIONS, MOVE_VERBS, Command, Event, Telemetry, Velocity
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class TelloVehicle:
         return self
 
     def _start_video(self) -> None:
-        from drone.tello_video import TelloCamera
+        from edgepilot.drone.tello_video import TelloCamera
 
         reply = self._request("streamon", 7.0, tries=2)
         if reply is None or not reply.ok:

@@ -1,7 +1,7 @@
-"""The Tello SDK 2.0 wire format, shared by the real backend (drone/tello.py) and the emulator (sim/tello_emulator.py).
+"""The Tello SDK 2.0 wire format as the client reads and writes it (the emulator, edgepilot.sim.tello_emulator,
+has its own drone-side reading of the SDK document, so the two check each other).
 
-Pure functions, no sockets and no djitellopy import, so both sides agree on one definition and the fuzz tests can
-hammer them directly.
+Pure functions, no sockets and no djitellopy import, so the fuzz tests can hammer them directly.
 
 Frames: edgepilot uses ROS REP-103 (x forward, y left, z up, yaw counter-clockwise positive). The Tello reports in
 its own aircraft frame: ``vgx`` forward, ``vgy`` right, ``vgz`` down (decimetres per second), ``yaw`` clockwise
@@ -13,16 +13,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pilot.messages import Velocity
+from edgepilot.pilot.core.messages import Velocity
 
 CONTROL_PORT = 8889
 STATE_PORT = 8890
 VIDEO_PORT = 11111
 DEFAULT_HOST = "192.168.10.1"
-#: The Tello splits its H.264 stream into datagrams of at most this many bytes.
-VIDEO_DATAGRAM_BYTES = 1460
 #: rc stick value 100 means this speed. The Tello documents no unit for rc; we define one so that the backend and the
-#: emulator agree, and the supervisor's clamps (100 cm/s, 100 deg/s) map onto the full stick range.
+#: emulator (edgepilot.sim.tello_emulator.FULL_STICK_CM_S) agree, and the supervisor's clamps (100 cm/s, 100 deg/s) map onto the full stick range.
 RC_FULL_SCALE_CM_S = 100.0
 RC_FULL_SCALE_DEG_S = 100.0
 #: State fields in the order the drone sends them.
@@ -40,24 +38,6 @@ def velocity_to_rc(velocity: Velocity) -> tuple[int, int, int, int]:
     """REP-103 velocity -> rc (left/right, forward/back, up/down, yaw), right and clockwise positive."""
     return (_stick(-velocity.vy_cm_s, RC_FULL_SCALE_CM_S), _stick(velocity.vx_cm_s, RC_FULL_SCALE_CM_S),
             _stick(velocity.vz_cm_s, RC_FULL_SCALE_CM_S), _stick(-velocity.yaw_rate_deg_s, RC_FULL_SCALE_DEG_S))
-
-
-def rc_to_velocity(a: int, b: int, c: int, d: int) -> Velocity:
-    """The inverse of :func:`velocity_to_rc` (what the emulated drone does with a stick command)."""
-    return Velocity(vx_cm_s=b * RC_FULL_SCALE_CM_S / 100.0, vy_cm_s=-a * RC_FULL_SCALE_CM_S / 100.0,
-                    vz_cm_s=c * RC_FULL_SCALE_CM_S / 100.0, yaw_rate_deg_s=-d * RC_FULL_SCALE_DEG_S / 100.0)
-
-
-def format_state(values: dict[str, float]) -> bytes:
-    """One state datagram exactly as the drone sends it: ``pitch:0;roll:0;...;agz:-1000.00;\\r\\n``."""
-    parts = []
-    for key in STATE_FIELDS:
-        value = values.get(key, 0)
-        if key in ("baro", "agx", "agy", "agz"):
-            parts.append(f"{key}:{float(value):.2f}")
-        else:
-            parts.append(f"{key}:{int(round(value))}")
-    return (";".join(parts) + ";\r\n").encode("ascii")
 
 
 def parse_state(data: bytes | str) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The Tello's video as a :class:`pilot.hal.Camera`: H.264 from UDP 11111 decoded with PyAV on its own thread, latest
+"""The Tello's video as a :class:`edgepilot.pilot.core.hal.Camera`: H.264 from UDP 11111 decoded with PyAV on its own thread, latest
 frame only, each frame stamped with the time it was decoded so its age is known.
 
 Why not djitellopy's ``BackgroundFrameRead``: it converts through PIL to RGB (our frames are BGR), stamps nothing
@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from pilot.clock import Clock, MonotonicClock
-from pilot.messages import Frame
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.messages import Frame
 
 log = logging.getLogger(__name__)
 

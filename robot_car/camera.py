@@ -1,6 +1,6 @@
 """Cameras for the car: the Pi camera (picamera2) and any OpenCV source (a laptop webcam, a USB camera, a video file).
 
-Both implement :class:`pilot.hal.Camera`. A capture thread keeps only the newest frame, so the loop never works on a
+Both implement :class:`edgepilot.pilot.core.hal.Camera`. A capture thread keeps only the newest frame, so the loop never works on a
 backlog and never waits for the sensor; ``read()`` returns that frame (or None before the first one) and raises a
 clear :class:`InputError` once the source has stopped delivering. Frames are BGR, as OpenCV and the rest of edgepilot
 expect. picamera2 and cv2 are imported inside the classes, so importing this module costs nothing on a laptop.
@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pilot.clock import Clock, MonotonicClock
-from pilot.errors import InputError
-from pilot.hal import Camera
-from pilot.messages import Frame
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.hal import Camera
+from edgepilot.pilot.core.messages import Frame
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +217,8 @@ def picamera2_installed() -> bool:
         return False
 
 
-def open_camera(source: str | int = "auto", width: int = 640, height: int = 480, fps: float = 30.0,
-                clock: Clock | None = None) -> Camera:
-    """``"pi"``: the Pi camera; a number: that webcam; a path: a video file; ``"auto"``: the Pi camera when
-    picamera2 is installed, else webcam 0."""
-    if source == "auto":
-        source = "pi" if picamera2_installed() else 0
-    if source == "pi":
+def auto_camera(width: int = 640, height: int = 480, fps: float = 30.0, clock: Clock | None = None) -> Camera:
+    """The ``auto`` camera source: the Pi camera when picamera2 is installed, else webcam 0."""
+    if picamera2_installed():
         return PiCamera(width=width, height=height, fps=fps, clock=clock)
-    if isinstance(source, str) and source.strip().isdigit():
-        source = int(source)
-    return WebcamCamera(source, width=width, height=height, fps=fps, clock=clock)
+    return WebcamCamera(0, width=width, height=height, fps=fps, clock=clock)

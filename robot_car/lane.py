@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pilot.geometry import CameraModel
-from pilot.messages import Detection, Seen, Velocity
+from edgepilot.pilot.core.config import from_dict, to_dict
+from edgepilot.pilot.core.geometry import CameraModel
+from edgepilot.pilot.core.messages import Detection, Seen, Velocity
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ class LaneBehaviour:
     """The self-driving car: follow the lane; stop while a person (or anything) stands in the path ahead, and drive
     on once it has been clear for ``clear_s``. A stale or missing camera frame stops the car."""
 
+    part_name = "lane"  # in the edgepilot.parts registry: recordings describe it, replay rebuilds it
+
     def __init__(self, camera: CameraModel, config: LaneConfig | None = None, *, stop_labels: tuple[str, ...] =
                  ("person", "face"), stop_distance_cm: float = 90.0, clear_s: float = 1.0, stale_s: float = 0.5,
                  speed_cm_s: float | None = None, min_score: float = 0.85) -> None:
@@ -203,6 +206,19 @@ class LaneBehaviour:
         self._blocked_since: float | None = None
         self._clear_since: float | None = None
         self._person_this_stop = False
+
+    def describe(self) -> dict:
+        return {"camera": to_dict(self.camera), "config": to_dict(self.follower.config),
+                "stop_labels": list(self.stop_labels), "stop_distance_cm": self.stop_distance_cm,
+                "clear_s": self.clear_s, "stale_s": self.stale_s, "speed_cm_s": self.speed_cm_s,
+                "min_score": self.min_score}
+
+    @classmethod
+    def rebuild(cls, spec: dict) -> LaneBehaviour:
+        return cls(from_dict(CameraModel, spec["camera"]), from_dict(LaneConfig, spec["config"]),
+                   stop_labels=tuple(spec["stop_labels"]), stop_distance_cm=spec["stop_distance_cm"],
+                   clear_s=spec["clear_s"], stale_s=spec["stale_s"], speed_cm_s=spec["speed_cm_s"],
+                   min_score=spec["min_score"])
 
     @property
     def mode(self) -> str:

@@ -1,6 +1,6 @@
 """The Raspberry Pi car: two DC motors on gpiozero, driven open loop with dead-reckoned odometry.
 
-Implements :class:`pilot.hal.Vehicle` with the same contract as :class:`sim.vehicles.SimCar`: ``execute`` starts a
+Implements :class:`edgepilot.pilot.core.hal.Vehicle` with the same contract as :class:`edgepilot.sim.vehicles.SimCar`: ``execute`` starts a
 discrete command (``forward``/``back`` cm, ``cw``/``ccw`` degrees, ``stop``, ``speed``) and returns at once; a move is
 timed from the clock (distance / speed) and the state advances lazily on every call, so a fake clock drives it in
 tests. On the real clock a small deadline thread also stops the motors exactly when a move ends or the velocity
@@ -19,11 +19,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from pilot.clock import Clock, MonotonicClock
-from pilot.errors import CommandRejected, InputError, VehicleError
-from pilot.hal import Camera
-from pilot.messages import HOVER, Command, Event, Telemetry, Velocity
-from robot_car.kinematics import DriveCalibration, Odometry, body_velocity, duty_for_speed, wheel_speeds
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.errors import CommandRejected, InputError, VehicleError
+from edgepilot.pilot.core.hal import Camera
+from edgepilot.pilot.core.messages import HOVER, Command, Event, Telemetry, Velocity
+from edgepilot.robot_car.kinematics import DriveCalibration, Odometry, body_velocity, duty_for_speed, wheel_speeds
 
 log = logging.getLogger(__name__)
 
@@ -352,8 +352,8 @@ def make_picar(clock: Clock | None = None, left: tuple[Pin, Pin] = (17, 18), rig
                track_width_cm: float = 14.0, min_duty: float = 0.0, speed_cm_s: float = 50.0,
                turn_rate_deg_s: float = 90.0, velocity_timeout_s: float = 1.0, camera: Camera | str | int | None = None,
                realtime_stops: bool | None = None, **_: object) -> PiCar:
-    """The ``picar`` backend. ``camera``: None (no camera), a :class:`pilot.hal.Camera`, or a source for
-    :func:`robot_car.camera.open_camera` (``"pi"``, ``"auto"``, a webcam index or a video file); the car closes it."""
+    """The ``picar`` backend. ``camera``: None (no camera), a :class:`edgepilot.pilot.core.hal.Camera`, or a source for
+    :func:`edgepilot.pilot.core.hal.open_camera` (``"pi"``, ``"auto"``, a webcam index or a video file); the car closes it."""
     try:
         calibration = DriveCalibration(float(max_speed_cm_s), float(track_width_cm), float(min_duty))
     except ValueError as exc:
@@ -370,7 +370,7 @@ def make_picar(clock: Clock | None = None, left: tuple[Pin, Pin] = (17, 18), rig
         raise
     try:
         if camera is not None and not isinstance(camera, Camera):
-            from robot_car.camera import open_camera
+            from edgepilot.pilot.core.hal import open_camera
 
             camera = open_camera(camera, clock=clock)
     except BaseException:

@@ -26,14 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pilot.grammar import parse_script  # noqa: E402
-from pilot.perception import PerceptionWorker  # noqa: E402
-from pilot.runner import Pilot  # noqa: E402
-from sim.render import SimCamera, benchmark  # noqa: E402
-from sim.vehicles import SimDrone  # noqa: E402
-from sim.world import Person, World  # noqa: E402
+from edgepilot.pilot.core.grammar import parse_script
+from edgepilot.pilot.core.perception import PerceptionWorker
+from edgepilot.pilot.core.runner import Pilot
+from edgepilot.sim.render import SimCamera, benchmark
+from edgepilot.sim.vehicles import SimDrone
+from edgepilot.sim.world import Person, World
 
 
 def peak_rss_mb() -> float:
@@ -42,8 +40,8 @@ def peak_rss_mb() -> float:
 
 def _voice(engine: str) -> object:
     """A listener streaming the demo's speech at real-time pace (Vosk gets the Korean model: the only one here)."""
-    from sim.demo import demo_speech
-    from voice.listener import VoiceListener
+    from edgepilot.pilot.app.demo import demo_speech
+    from edgepilot.voice.listener import VoiceListener
 
     audio, rate = demo_speech()
     path = Path(tempfile.mkdtemp()) / "speech.wav"
@@ -65,7 +63,7 @@ def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None) -
     perception = None
     listener = _voice(engine) if engine else None
     if full:
-        from vision.pipeline import Perception
+        from edgepilot.vision.pipeline import Perception
 
         perception = Perception(detect=("face", "person"), person_every=2)
     work_ms: list[float] = []

@@ -31,15 +31,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import fetch_test_data  # noqa: E402
 
-from pilot.cli import main as edgepilot  # noqa: E402
-from pilot.messages import Frame  # noqa: E402
+from edgepilot.pilot.app.cli import main as edgepilot  # noqa: E402
+from edgepilot.pilot.core.messages import Frame  # noqa: E402
 
 VIDEOS = {"768x576@10": ((768, 576), 10.0, 20.0), "960x720@30": ((960, 720), 30.0, 10.0)}  # size, fps, seconds
 
 
 def make_video(name: str, cache: Path) -> Path:
     """The benchmark video ``name`` from the real street footage (made once, then cached)."""
-    from vision.video_io import VideoWriter
+    from edgepilot.vision.video_io import VideoWriter
 
     (width, height), fps, seconds = VIDEOS[name]
     path = cache / f"market_street_{name.replace('@', '_')}fps.mp4"
@@ -83,9 +83,9 @@ def replay(video: Path, extra: list[str]) -> dict:
 
 def serial(video: Path, out_path: Path | None) -> float:
     """The same work on one thread: decode, detect, annotate, encode, one frame after the other (frames/s)."""
-    from vision.overlay import draw
-    from vision.pipeline import Perception
-    from vision.video_io import VideoWriter, open_source
+    from edgepilot.vision.overlay import draw
+    from edgepilot.vision.pipeline import Perception
+    from edgepilot.vision.video_io import VideoWriter, open_source
 
     source = open_source(video)
     perception = Perception(detect=("face", "person"))
@@ -103,9 +103,9 @@ def serial(video: Path, out_path: Path | None) -> float:
 
 def stages(video: Path, frames: int = 60) -> dict[str, tuple[float, float]]:
     """Median and p95 milliseconds per frame of each pipeline stage, measured one at a time."""
-    from vision.overlay import draw
-    from vision.pipeline import Perception
-    from vision.video_io import VideoWriter, open_source
+    from edgepilot.vision.overlay import draw
+    from edgepilot.vision.pipeline import Perception
+    from edgepilot.vision.video_io import VideoWriter, open_source
 
     source = open_source(video)
     images, decode = [], []
@@ -142,7 +142,7 @@ def stages(video: Path, frames: int = 60) -> dict[str, tuple[float, float]]:
 def flight(record: bool, seconds: float) -> dict:
     """A real-time simulated follow flight (30 Hz, perception on its thread), with or without --record."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "pilot.cli", "fly", "--vehicle", "sim", "--follow", "me", "--max-duration",
+        command = [sys.executable, "-m", "edgepilot.pilot.app.cli", "fly", "--vehicle", "sim", "--follow", "me", "--max-duration",
                    str(seconds), "--json"] + (["--record", str(Path(tmp) / "run")] if record else [])
         result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         if result.returncode != 0:
@@ -153,7 +153,7 @@ def flight(record: bool, seconds: float) -> dict:
             manifest = json.loads((Path(tmp) / "run" / "manifest.json").read_text())
             summary = manifest["summary"]
             started = time.perf_counter()
-            replayed = subprocess.run([sys.executable, "-m", "pilot.cli", "replay", str(Path(tmp) / "run"), "--json"],
+            replayed = subprocess.run([sys.executable, "-m", "edgepilot.pilot.app.cli", "replay", str(Path(tmp) / "run"), "--json"],
                                       capture_output=True, text=True, cwd=ROOT)
             replay_s = time.perf_counter() - started
             check = json.loads(replayed.stdout.strip().splitlines()[-1])
@@ -166,11 +166,11 @@ def flight(record: bool, seconds: float) -> dict:
 def tick_cost(record: bool, ticks: int = 900) -> float:
     """Microseconds the pilot spends per tick on a fake clock (no camera), with or without the recorder attached:
     the difference is what recording costs the control loop's thread."""
-    from pilot.clock import FakeClock
-    from pilot.grammar import parse_script
-    from pilot.record import Recorder
-    from pilot.runner import Pilot
-    from sim.vehicles import SimDrone
+    from edgepilot.pilot.core.clock import FakeClock
+    from edgepilot.pilot.core.grammar import parse_script
+    from edgepilot.pilot.core.runner import Pilot
+    from edgepilot.pilot.record.recorder import Recorder
+    from edgepilot.sim.vehicles import SimDrone
 
     clock = FakeClock()
     pilot = Pilot(SimDrone(clock), clock=clock, max_ticks=ticks)

@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from drone.tello import TelloConfig, TelloVehicle
-from pilot.messages import Command, Velocity
-from sim.tello_video import read_stamp, stamp_age_ms
+from edgepilot.drone.tello import TelloConfig, TelloVehicle
+from edgepilot.pilot.core.messages import Command, Velocity
+from edgepilot.sim.tello_video import read_stamp, stamp_age_ms
 
 
 def stats(values_ms: list[float]) -> str:
@@ -34,7 +34,7 @@ def djitellopy_round_trips(count: int) -> list[float]:
     """djitellopy's own blocking path (before our backend takes the sockets), for comparison."""
     from djitellopy import Tello
 
-    from drone import djitellopy_link
+    from edgepilot.drone import djitellopy_link
 
     djitellopy_link.quiet_djitellopy_logging()
     tello = Tello()
@@ -106,7 +106,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--round-trips", type=int, default=40)
     args = parser.parse_args()
-    emulator = subprocess.Popen([sys.executable, "-m", "pilot.cli", "emulate-tello", "--duration", "600"],
+    emulator = subprocess.Popen([sys.executable, "-m", "edgepilot.pilot.app.cli", "emulate-tello", "--duration", "600"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = emulator.stdout.readline()

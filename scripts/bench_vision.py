@@ -8,7 +8,7 @@ Frames: a synthetic camera clip made from a real photo (tests/vision_synth.py: t
 
 1. naive: ``face_recognition.face_locations`` + ``face_encodings`` + ``compare_faces`` on every frame (what hobby
    projects do; needs ``pip install --no-deps face_recognition``);
-2. ours: ``vision.pipeline.Perception`` (BlazeFace full range + tracker + dlib identity only when a track needs it);
+2. ours: ``edgepilot.vision.pipeline.Perception`` (BlazeFace full range + tracker + dlib identity only when a track needs it);
 3. the detectors alone at 1 and 2 threads: BlazeFace short / full range, the pedestrian SSDLite (whole frame and with
    2 tiles per row), the BlazePose detector;
 4. peak RSS after our pipeline, and at the end.
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pilot.messages import Frame  # noqa: E402
+from edgepilot.pilot.core.messages import Frame  # noqa: E402
 
 
 def stats(times_s: list[float]) -> dict[str, float]:
@@ -51,7 +51,7 @@ def peak_rss_mb() -> float:
 
 
 def bench_ours(clip: list[np.ndarray], faces_dir: Path, detect: tuple[str, ...] = ("face",)) -> dict:
-    from vision.pipeline import Perception
+    from edgepilot.vision.pipeline import Perception
 
     perception = Perception(detect=detect, faces_dir=faces_dir, threads=1)
     perception.process(Frame(clip[0], -10.0))  # warm-up: loads dlib, first inference
@@ -97,12 +97,12 @@ def person_recall() -> int:
     """Recall (IoU >= 0.3 with a hand-labelled box) of each person-detector setting on the labelled frames."""
     from vision_synth import video
 
-    from vision.detectors import PoseDetector
-    from vision.litert import model_path
-    from vision.nms import iou_matrix
-    from vision.pipeline import PERSON_MODEL
-    from vision.ssd import SsdDetector
-    from vision.tiling import TiledDetector
+    from edgepilot.models import model_path
+    from edgepilot.vision.detectors import PoseDetector
+    from edgepilot.vision.nms import iou_matrix
+    from edgepilot.vision.pipeline import PERSON_MODEL
+    from edgepilot.vision.ssd import SsdDetector
+    from edgepilot.vision.tiling import TiledDetector
 
     labels = json.loads((ROOT / "tests" / "data" / "vision" / "people_boxes.json").read_text())["videos"]
     frames = []
@@ -153,12 +153,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from vision_synth import face_clip, photos
 
-    from vision.detectors import FaceDetector, PoseDetector
-    from vision.identity import FaceDatabase, FaceEncoder
-    from vision.litert import model_path
-    from vision.pipeline import PERSON_MODEL
-    from vision.ssd import SsdDetector
-    from vision.tiling import TiledDetector
+    from edgepilot.models import model_path
+    from edgepilot.vision.detectors import FaceDetector, PoseDetector
+    from edgepilot.vision.identity import FaceDatabase, FaceEncoder
+    from edgepilot.vision.pipeline import PERSON_MODEL
+    from edgepilot.vision.ssd import SsdDetector
+    from edgepilot.vision.tiling import TiledDetector
 
     paths = photos()
     clip = face_clip(paths["obama2.jpg"], frames=args.frames, seed=1)

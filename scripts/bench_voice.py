@@ -93,11 +93,11 @@ def read_sets(listing: Path) -> dict[str, list[dict]]:
 def run_engine(engine: str, lang: str, quick: bool, listing: Path) -> dict:
     from voice_data import chunks, read_wav
 
-    from pilot.errors import CommandRejected
-    from pilot.grammar import parse_command
-    from voice.engines import make_recogniser
-    from voice.listener import Transcriber
-    from voice.vocabulary import Vocabulary
+    from edgepilot.pilot.core.errors import CommandRejected
+    from edgepilot.pilot.core.grammar import parse_command
+    from edgepilot.voice.engines import make_recogniser
+    from edgepilot.voice.listener import Transcriber
+    from edgepilot.voice.vocabulary import Vocabulary
 
     t0 = time.perf_counter()
     recogniser = make_recogniser(engine, Vocabulary.load(lang))
@@ -144,7 +144,7 @@ def realtime_latencies(recogniser, entries: list[dict], tail_s: float) -> list[f
     ``tail_s`` of quiet is added after each file (the Korean files are single commands that end with the speech)."""
     from voice_data import chunks, read_wav
 
-    from voice.listener import Transcriber
+    from edgepilot.voice.listener import Transcriber
 
     sources = []
     for entry in entries:

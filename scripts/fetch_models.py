@@ -42,8 +42,7 @@ class Entry:
 
 def _edgepilot_models() -> Path:
     """~/.local/share/edgepilot/models (or under $XDG_DATA_HOME): where voice.engines looks for Vosk models."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from voice.engines import MODEL_HOME
+    from edgepilot.voice.engines import MODEL_HOME
 
     return MODEL_HOME
 

@@ -1,5 +1,5 @@
 """A pinhole camera renderer for the simulated world, and :class:`SimCamera`, the simulator's
-:class:`pilot.hal.Camera`.
+:class:`edgepilot.pilot.core.hal.Camera`.
 
 The ground is one top-down texture mapped with ``cv2.warpPerspective`` through the ground-plane homography (a small
 texture pyramid keeps the far ground from shimmering); the sky is painted above the horizon; people are billboards
@@ -19,11 +19,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from pilot.clock import Clock, MonotonicClock
-from pilot.messages import Frame
-from sim import textures
-from sim.vehicles import Pose
-from sim.world import Person, World
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.messages import Frame
+from edgepilot.sim import textures
+from edgepilot.sim.vehicles import Pose
+from edgepilot.sim.world import Person, World
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def project_point(camera_pose: CameraPose, intrinsics: Intrinsics, point_xyz_cm:
 
 
 def face_box_px(camera_pose: CameraPose, intrinsics: Intrinsics, person: Any) -> tuple[float, float, float, float] | None:
-    """Ground-truth face box (x1, y1, x2, y2) of a :class:`sim.world.PersonAt` as the camera sees it (the billboard
+    """Ground-truth face box (x1, y1, x2, y2) of a :class:`edgepilot.sim.world.PersonAt` as the camera sees it (the billboard
     faces the camera), or None when the face centre is behind the camera."""
     x, y, z = person.face_center_cm
     center = project_point(camera_pose, intrinsics, (x, y, z))
@@ -279,7 +279,7 @@ class PoseSource(Protocol):
 
 
 class SimCamera:
-    """:class:`pilot.hal.Camera` for the simulator: renders what ``vehicle`` sees from ``vehicle.world_pose()``.
+    """:class:`edgepilot.pilot.core.hal.Camera` for the simulator: renders what ``vehicle`` sees from ``vehicle.world_pose()``.
 
     World time (for walking people) is ``clock.now() - start_s``; ``start_s`` defaults to the clock's time when the
     camera is made. ``Frame.t_s`` is the clock's time. ``noise_std`` adds seeded Gaussian-like sensor noise.
@@ -370,9 +370,9 @@ def benchmark(kind: str = "drone", width: int = 640, height: int = 480, frames: 
     Returns wall-clock median/p95/mean milliseconds per frame, the fps the median allows, and the median CPU time
     of the rendering thread (``cpu_median_ms``: what one core spends, whatever else the machine is doing).
     """
-    from pilot.clock import FakeClock
-    from pilot.messages import Command, Velocity
-    from sim.vehicles import SimDrone
+    from edgepilot.pilot.core.clock import FakeClock
+    from edgepilot.pilot.core.messages import Command, Velocity
+    from edgepilot.sim.vehicles import SimDrone
 
     clock = FakeClock()
     world = World.build(seed, kind)

@@ -5,9 +5,9 @@
   ``forced stop``. ``rc a b c d`` gets no reply. Out-of-range arguments and low-battery takeoffs or flips are refused.
 * State: after ``command``, one line per 0.1 s to the client's port 8890, in the drone's exact format.
 * Video: after ``streamon``, a raw H.264 stream (960x720, PyAV/libx264) to the client's port 11111, in datagrams of at
-  most 1460 bytes. The frame source is pluggable: any :class:`pilot.hal.Camera` made by ``camera_factory(drone,
+  most 1460 bytes. The frame source is pluggable: any :class:`edgepilot.pilot.core.hal.Camera` made by ``camera_factory(drone,
   clock)`` (the simulator's renderer), else a generated test pattern with a time stamp.
-* Physics: :class:`sim.vehicles.SimDrone` (takeoff, smooth moves, battery drain, auto-land after 15 s without a
+* Physics: :class:`edgepilot.sim.vehicles.SimDrone` (takeoff, smooth moves, battery drain, auto-land after 15 s without a
   command) - the same flight model as ``--vehicle sim``.
 * Faults, switchable at any time through :attr:`TelloEmulator.faults`: drop state, drop replies, ignore commands
   (with all three: link loss), delay replies, freeze video; :meth:`TelloEmulator.set_battery` sets the charge.
@@ -25,16 +25,41 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drone.tello_protocol import VIDEO_DATAGRAM_BYTES, format_state, rc_to_velocity
-from pilot.clock import Clock, MonotonicClock
-from pilot.grammar import MOVE_RANGE_CM, SPEED_RANGE_CM_S, TURN_RANGE_DEG
-from pilot.hal import Camera
-from pilot.messages import MOVE_VERBS, Command
-from sim.vehicles import SimDrone, wrap_deg
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.grammar import MOVE_RANGE_CM, SPEED_RANGE_CM_S, TURN_RANGE_DEG
+from edgepilot.pilot.core.hal import Camera
+from edgepilot.pilot.core.messages import MOVE_VERBS, Command, Velocity
+from edgepilot.sim.vehicles import SimDrone, wrap_deg
 
 log = logging.getLogger(__name__)
 
 CameraFactory = Callable[[SimDrone, Clock], Camera]
+
+# The drone's side of the wire format, written here from the Tello SDK 2.0 document and not shared with the client
+# (edgepilot.drone.tello_protocol): a mistake in either side's reading of the document then shows up in the tests
+# instead of being agreed on by both.
+#: The Tello splits its H.264 stream into datagrams of at most this many bytes.
+VIDEO_DATAGRAM_BYTES = 1460
+#: What full stick (rc +-100) does on the emulated drone. The SDK gives no unit: 100 cm/s and 100 deg/s.
+FULL_STICK_CM_S = 100.0
+FULL_STICK_DEG_S = 100.0
+#: The state string's fields in the SDK's order, with the decimals the drone prints.
+STATE_FORMAT = (("pitch", 0), ("roll", 0), ("yaw", 0), ("vgx", 0), ("vgy", 0), ("vgz", 0), ("templ", 0),
+                ("temph", 0), ("tof", 0), ("h", 0), ("bat", 0), ("baro", 2), ("time", 0), ("agx", 2), ("agy", 2),
+                ("agz", 2))
+
+
+def state_datagram(values: dict[str, float]) -> bytes:
+    """``pitch:0;roll:0;...;agz:-1000.00;\\r\\n`` as the drone sends it (missing values as 0)."""
+    text = "".join(f"{key}:{float(values.get(key, 0)):.{decimals}f};" if decimals else
+                   f"{key}:{round(values.get(key, 0))};" for key, decimals in STATE_FORMAT)
+    return text.encode("ascii") + b"\r\n"
+
+
+def stick_velocity(left_right: int, forward_back: int, up_down: int, yaw: int) -> Velocity:
+    """What the drone does with ``rc a b c d`` (right, forward, up, clockwise positive), in REP-103 terms."""
+    return Velocity(vx_cm_s=forward_back / 100.0 * FULL_STICK_CM_S, vy_cm_s=-left_right / 100.0 * FULL_STICK_CM_S,
+                    vz_cm_s=up_down / 100.0 * FULL_STICK_CM_S, yaw_rate_deg_s=-yaw / 100.0 * FULL_STICK_DEG_S)
 
 
 @dataclass
@@ -310,7 +335,7 @@ class TelloEmulator:
             log.debug("emulator: ignored malformed rc %s", args)
             return
         if self._drone.flying:
-            self._drone.send_velocity(rc_to_velocity(*values))
+            self._drone.send_velocity(stick_velocity(*values))
 
     def _query(self, query: str) -> str:
         t = self._drone.telemetry()
@@ -357,7 +382,7 @@ class TelloEmulator:
             if state is not None:
                 next_state = max(next_state + 1.0 / self.config.state_hz, now)
                 if not self.faults.drop_state:
-                    self._send(self._sock, format_state(state), (client, self.config.state_port))
+                    self._send(self._sock, state_datagram(state), (client, self.config.state_port))
             time.sleep(period)
 
     def _state_values(self, t) -> dict[str, float]:
@@ -393,7 +418,7 @@ class TelloEmulator:
                     next_frame = time.monotonic()
                     continue
                 if encoder is None:
-                    from sim.tello_video import H264Encoder, TestPatternCamera
+                    from edgepilot.sim.tello_video import H264Encoder, TestPatternCamera
 
                     encoder = H264Encoder(self.config.width, self.config.height, self.config.video_fps)
                     camera = (self._camera_factory(self._drone, self.clock) if self._camera_factory

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pilot.errors import InputError, VehicleError
+from edgepilot.pilot.core.errors import InputError, VehicleError
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000

@@ -13,8 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from pilot.clock import Clock, MonotonicClock
-from pilot.messages import Frame
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.messages import Frame
 
 TELLO_WIDTH, TELLO_HEIGHT = 960, 720
 STAMP_BITS = 32
@@ -57,7 +57,7 @@ def stamp_age_ms(stamp: int, now_ms: int | None = None) -> int:
 
 
 class TestPatternCamera:
-    """A :class:`pilot.hal.Camera` that draws a moving pattern and the time stamp. Colour bars in B, G, R order
+    """A :class:`edgepilot.pilot.core.hal.Camera` that draws a moving pattern and the time stamp. Colour bars in B, G, R order
     (blue left) let a test check that nobody swapped the channels."""
 
     __test__ = False  # not a pytest test class

@@ -13,14 +13,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import numpy as np
 
-from pilot.errors import InputError
-
-if TYPE_CHECKING:
-    from sim.world import Track
+from edgepilot.pilot.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -248,10 +245,10 @@ def tiled_floor(seed: int, width_px: int, height_px: int, cm_per_px: float, tile
     return cv2.convertScaleAbs(img)
 
 
-def track_mat(track: Track, seed: int, x_min_cm: float, y_max_cm: float, width_px: int, height_px: int,
-              cm_per_px: float, line_width_cm: float = 2.5) -> np.ndarray:
+def track_mat(white_line_cm: np.ndarray, yellow_line_cm: np.ndarray, seed: int, x_min_cm: float, y_max_cm: float,
+              width_px: int, height_px: int, cm_per_px: float, line_width_cm: float = 2.5) -> np.ndarray:
     """Dark asphalt with the lane drawn on it: a white line on the right edge (outside of the counter-clockwise
-    loop) and a yellow line on the left edge, both centred at +-``track.half_width_cm`` from the centre line."""
+    loop) and a yellow line on the left edge, each a closed Nx2 polyline (cm)."""
     import cv2
 
     rng = np.random.default_rng([seed, 2])
@@ -267,8 +264,8 @@ def track_mat(track: Track, seed: int, x_min_cm: float, y_max_cm: float, width_p
         return np.round(np.stack([col, row], axis=1) * (1 << shift)).astype(np.int32)
 
     thickness = max(1, int(round(line_width_cm / cm_per_px)))
-    for lateral, bgr in ((-track.half_width_cm, (235, 235, 235)), (track.half_width_cm, (40, 200, 230))):
-        cv2.polylines(img, [to_px(track.offset_polyline(lateral))], True, bgr, thickness, cv2.LINE_AA, shift)
+    for line, bgr in ((white_line_cm, (235, 235, 235)), (yellow_line_cm, (40, 200, 230))):
+        cv2.polylines(img, [to_px(line)], True, bgr, thickness, cv2.LINE_AA, shift)
     return img
 
 

@@ -1,4 +1,4 @@
-"""Simulated drone and car. Both implement :class:`pilot.hal.Vehicle` and advance their physics lazily to the clock's
+"""Simulated drone and car. Both implement :class:`edgepilot.pilot.core.hal.Vehicle` and advance their physics lazily to the clock's
 time on every call, so the same code runs in real time or, with a fake clock, faster than real time."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import logging
 import math
 from dataclasses import dataclass
 
-from pilot.clock import Clock, MonotonicClock
-from pilot.errors import CommandRejected, VehicleError
-from pilot.messages import HOVER, MOVE_VERBS, Command, Event, Telemetry, Velocity
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.errors import CommandRejected, VehicleError
+from edgepilot.pilot.core.messages import HOVER, MOVE_VERBS, Command, Event, Telemetry, Velocity
 
 log = logging.getLogger(__name__)
 

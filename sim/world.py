@@ -17,10 +17,10 @@ from functools import cached_property
 
 import numpy as np
 
-from pilot.errors import InputError
-from sim import textures
-from sim.textures import FaceSource
-from sim.vehicles import Pose
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.sim import textures
+from edgepilot.sim.textures import FaceSource
+from edgepilot.sim.vehicles import Pose
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class Person:
                shirt_bgr: tuple[int, int, int] | None = None,
                trousers_bgr: tuple[int, int, int] | None = None, skin_bgr: tuple[int, int, int] | None = None
                ) -> Person:
-        """A person with the face photo ``face`` (path, ndarray or :class:`sim.textures.FaceImage`; a generated face
+        """A person with the face photo ``face`` (path, ndarray or :class:`edgepilot.sim.textures.FaceImage`; a generated face
         when None), ``scale`` times adult size (170 cm x 45 cm, face 18 cm)."""
         if mode not in MODES:
             raise InputError(f"unknown walking mode {mode!r}; choose one of: {', '.join(MODES)}")
@@ -343,7 +343,8 @@ class World:
         margin, cm_per_px = 150.0, 0.5
         x_min, x_max, y_min, y_max = bx0 - margin, bx1 + margin, by0 - margin, by1 + margin
         w, h = int(round((x_max - x_min) / cm_per_px)), int(round((y_max - y_min) / cm_per_px))
-        image = textures.track_mat(track, seed, x_min, y_max, w, h, cm_per_px)
+        image = textures.track_mat(track.offset_polyline(-track.half_width_cm),
+                                   track.offset_polyline(track.half_width_cm), seed, x_min, y_max, w, h, cm_per_px)
         rng = np.random.default_rng([seed, 5])
         people = []
         for i in range(n_people):

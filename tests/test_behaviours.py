@@ -2,14 +2,14 @@ import math
 
 import pytest
 
-from pilot.behaviours import PID, FollowConfig, FollowState, FollowTarget, PIDGains
-from pilot.clock import FakeClock
-from pilot.grammar import parse_command, parse_script
-from pilot.messages import Detection, Seen
-from pilot.runner import Mode, Pilot
-from sim.render import SimCamera, face_box_px
-from sim.vehicles import Pose, SimDrone
-from sim.world import Person, World
+from edgepilot.pilot.core.behaviours import PID, FollowConfig, FollowState, FollowTarget, PIDGains
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.grammar import parse_command, parse_script
+from edgepilot.pilot.core.messages import Detection, Seen
+from edgepilot.pilot.core.runner import Mode, Pilot
+from edgepilot.sim.render import SimCamera, face_box_px
+from edgepilot.sim.vehicles import Pose, SimDrone
+from edgepilot.sim.world import Person, World
 
 W, H = 640, 480
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from pilot.cli import main
+from edgepilot.pilot.app.cli import main
 
 FLIGHT = "takeoff; up 50; cw 90; forward 100; land"
 
@@ -62,7 +62,7 @@ def test_bad_input_gives_one_clear_line_and_non_zero_exit(capsys, argv, message)
 
 
 def test_console_script_runs_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "pilot.cli", "fly", "--script", "up 9999"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "edgepilot.pilot.app.cli", "fly", "--script", "up 9999"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("edgepilot fly: script command 1: 'up 9999': distance must be 20-500 cm "
@@ -85,8 +85,8 @@ def test_fly_by_voice_from_a_wav_file(capsys, tmp_path):
 
     import numpy as np
 
-    from sim.demo import DEMO_AUDIO
-    from voice.audio import WavSource
+    from edgepilot.pilot.app.demo import DEMO_AUDIO
+    from edgepilot.voice.audio import WavSource
 
     pieces = []
     for name in ("take_off_slt.wav", "land_slt.wav"):

@@ -1,10 +1,10 @@
 import pytest
 
-from pilot import config
-from pilot.behaviours import FollowConfig
-from pilot.cli import main
-from pilot.errors import InputError
-from pilot.safety import SafetyConfig
+from edgepilot.pilot.app.cli import main
+from edgepilot.pilot.core import config
+from edgepilot.pilot.core.behaviours import FollowConfig
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.safety import SafetyConfig
 
 
 def test_tables_fill_the_config_dataclasses(tmp_path):

@@ -2,7 +2,7 @@
 
 import json
 
-from pilot.cli import main
+from edgepilot.pilot.app.cli import main
 
 
 def run_demo(capsys, *argv):

@@ -1,8 +1,9 @@
 import json
 import shutil
 
-from pilot.cli import main
-from pilot.doctor_cmd import MODELS_DIR, check_models, check_tello
+from edgepilot.models import models_dir
+from edgepilot.pilot.app.cli import main
+from edgepilot.pilot.app.doctor_cmd import check_models, check_tello
 
 
 def test_doctor_runs_every_check_and_reports_json(capsys):
@@ -19,7 +20,7 @@ def test_doctor_runs_every_check_and_reports_json(capsys):
 
 def test_models_check_catches_a_corrupt_model(tmp_path):
     models = tmp_path / "models"
-    shutil.copytree(MODELS_DIR, models)
+    shutil.copytree(models_dir(), models)
     assert check_models(models).status == "ok"
     victim = models / "face_detection_short_range.tflite"
     victim.write_bytes(victim.read_bytes()[:-10])

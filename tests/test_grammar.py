@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pilot.errors import CommandRejected
-from pilot.grammar import parse_command, parse_script
+from edgepilot.pilot.core.errors import CommandRejected
+from edgepilot.pilot.core.grammar import parse_command, parse_script
 
 
 @pytest.mark.parametrize(

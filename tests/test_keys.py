@@ -2,12 +2,12 @@ import math
 import os
 import time
 
-from pilot.clock import FakeClock
-from pilot.grammar import parse_script
-from pilot.keys import KeyboardTeleop, key_action, split_keys
-from pilot.messages import Command, Velocity
-from pilot.runner import Pilot
-from sim.vehicles import SimDrone
+from edgepilot.pilot.app.keys import KeyboardTeleop, key_action, split_keys
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.grammar import parse_script
+from edgepilot.pilot.core.messages import Command, Velocity
+from edgepilot.pilot.core.runner import Pilot
+from edgepilot.sim.vehicles import SimDrone
 
 
 def test_keys_map_to_commands_and_velocity_pulses():

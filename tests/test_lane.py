@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from pilot.clock import FakeClock
-from pilot.geometry import CameraModel
-from pilot.messages import Detection, Frame, Seen
-from robot_car.lane import LaneBehaviour, LaneConfig, LaneDetector
-from sim.render import CAR_MOUNT, SimCamera
-from sim.scenarios import car_world, run_car
-from sim.vehicles import Pose, SimCar
-from sim.world import World
+from edgepilot.pilot.app.scenarios import car_world, run_car
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.geometry import CameraModel
+from edgepilot.pilot.core.messages import Detection, Frame, Seen
+from edgepilot.robot_car.lane import LaneBehaviour, LaneConfig, LaneDetector
+from edgepilot.sim.render import CAR_MOUNT, SimCamera
+from edgepilot.sim.vehicles import Pose, SimCar
+from edgepilot.sim.world import World
 
 MODEL = CameraModel(640, 480, CAR_MOUNT.hfov_deg, CAR_MOUNT.height_cm, CAR_MOUNT.pitch_deg)
 

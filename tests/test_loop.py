@@ -1,7 +1,7 @@
 import pytest
 
-from pilot.clock import FakeClock
-from pilot.loop import FixedRateLoop
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.loop import FixedRateLoop
 
 
 def test_fake_clock_loop_ticks_on_deadlines_without_drift():

@@ -16,13 +16,13 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pilot.clock import FakeClock
-from pilot.errors import CommandRejected, InputError, VehicleError
-from pilot.hal import Camera, Vehicle, open_vehicle
-from pilot.messages import Command, Velocity
-from robot_car.camera import PiCamera, WebcamCamera, open_camera
-from robot_car.kinematics import DriveCalibration, body_velocity, duty_for_speed, wheel_speeds
-from robot_car.picar import PiCar, make_picar
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.errors import CommandRejected, InputError, VehicleError
+from edgepilot.pilot.core.hal import Camera, Vehicle, open_camera, open_vehicle
+from edgepilot.pilot.core.messages import Command, Velocity
+from edgepilot.robot_car.camera import PiCamera, WebcamCamera
+from edgepilot.robot_car.kinematics import DriveCalibration, body_velocity, duty_for_speed, wheel_speeds
+from edgepilot.robot_car.picar import PiCar, make_picar
 
 LEFT_FWD, LEFT_BACK, RIGHT_FWD, RIGHT_BACK = 17, 18, 22, 23
 ALL_PINS = (LEFT_FWD, LEFT_BACK, RIGHT_FWD, RIGHT_BACK)

@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pilot.cli import main
-from pilot.clock import FakeClock
-from pilot.errors import InputError
-from pilot.messages import Command, Velocity
-from pilot.record import Recorder
-from pilot.record_io import read_jsonl, sha256_of
-from pilot.record_video import VideoRecorder, read_frames
-from pilot.replay_run import replay_recording
-from pilot.runner import Pilot
-from sim.vehicles import SimDrone
+from edgepilot.pilot.app.cli import main
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.messages import Command, Velocity
+from edgepilot.pilot.core.runner import Pilot
+from edgepilot.pilot.record.files import read_jsonl, sha256_of
+from edgepilot.pilot.record.recorder import Recorder
+from edgepilot.pilot.record.replay import replay_recording
+from edgepilot.pilot.record.video import VideoRecorder, read_frames
+from edgepilot.sim.vehicles import SimDrone
 
 FLIGHT_S = 5.0
 
@@ -99,7 +99,7 @@ def test_a_changed_pipeline_is_caught(flight, tmp_path, capsys):
 
 def test_killed_recording_replays_its_first_part(tmp_path, capsys):
     folder = tmp_path / "killed"
-    command = [sys.executable, "-m", "pilot.cli", "fly", "--vehicle", "sim", "--fast", "--follow", "me",
+    command = [sys.executable, "-m", "edgepilot.pilot.app.cli", "fly", "--vehicle", "sim", "--fast", "--follow", "me",
                "--max-duration", "60", "--record", str(folder)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

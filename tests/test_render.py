@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from pilot.clock import FakeClock
-from pilot.hal import Camera
-from pilot.messages import Command
-from sim import textures
-from sim.render import (
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.hal import Camera
+from edgepilot.pilot.core.messages import Command
+from edgepilot.sim import textures
+from edgepilot.sim.render import (
     CAR_MOUNT,
     CameraPose,
     Intrinsics,
@@ -24,8 +24,8 @@ from sim.render import (
     make_sim_camera,
     project_point,
 )
-from sim.vehicles import Pose, SimCar, SimDrone
-from sim.world import Person, World
+from edgepilot.sim.vehicles import Pose, SimCar, SimDrone
+from edgepilot.sim.world import Person, World
 
 MAGENTA = (255, 0, 255)
 CYAN_SHIRT = (255, 255, 0)
@@ -382,7 +382,7 @@ def test_real_face_detector_finds_the_rendered_face_where_the_ground_truth_says(
     # End to end with the project's BlazeFace model: the face on the billboard (a cached test photo, or a drawn face
     # when the cache is empty) is a face to a real detector, at the place and size face_box_px gives. (At 3 m the
     # face is 22 px and the detector's boxes get loose, so this stays at 1-2 m.)
-    from vision.detectors import FaceDetector
+    from edgepilot.vision.detectors import FaceDetector
 
     world = World.build(0, "drone", walking=False)
     person = world.people_at(0.0)[0]

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from vision_synth import face_clip, photos
 
-from pilot.cli import main
-from vision.replay_cmd import Progress
-from vision.video_io import VideoWriter, prefetch
+from edgepilot.pilot.app.cli import main
+from edgepilot.vision.video_io import VideoWriter, prefetch
 
 
 def write_clip(path, clip, fps):
@@ -79,16 +78,6 @@ def test_video_report_picture(clip, tmp_path, capsys):
     assert report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_progress_bar_shows_rate_and_time_left(capsys):
-    progress = Progress(100)
-    progress.enabled = True
-    progress._started -= 2.0  # 40 frames in 2 s: 20 fps, 3 s left
-    progress.update(40)
-    progress.close()
-    err = capsys.readouterr().err
-    assert "40/100" in err and "20.0 fps" in err and "ETA 0:03" in err
-
-
 def test_prefetch_reraises_the_decoders_error():
     def frames():
         yield 1
@@ -141,7 +130,7 @@ def test_cut_works_on_image_folders(tmp_path):
 
 
 def test_report_shows_who_was_recognised_and_when(tmp_path):
-    from pilot.run_report import video_report
+    from edgepilot.pilot.app.report import video_report
 
     timeline = [(i / 10, [{"label": "face", "name": "ada" if 10 <= i < 30 else None},
                           {"label": "person", "name": None}]) for i in range(50)]

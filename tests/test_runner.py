@@ -2,10 +2,10 @@ import threading
 
 import pytest
 
-from pilot.clock import FakeClock
-from pilot.grammar import parse_command, parse_script
-from pilot.runner import Pilot
-from sim.vehicles import SimCar, SimDrone
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.grammar import parse_command, parse_script
+from edgepilot.pilot.core.runner import Pilot
+from edgepilot.sim.vehicles import SimCar, SimDrone
 
 
 def test_scripted_flight_through_the_pilot_lands_at_the_expected_pose():

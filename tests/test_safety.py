@@ -7,13 +7,13 @@ import math
 
 import pytest
 
-from pilot.clock import FakeClock
-from pilot.errors import CommandRejected
-from pilot.grammar import parse_command, parse_script
-from pilot.messages import HOVER, Command, Telemetry, Velocity
-from pilot.runner import Pilot
-from pilot.safety import SafetyConfig, Supervisor
-from sim.vehicles import SimCar, SimDrone
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.errors import CommandRejected
+from edgepilot.pilot.core.grammar import parse_command, parse_script
+from edgepilot.pilot.core.messages import HOVER, Command, Telemetry, Velocity
+from edgepilot.pilot.core.runner import Pilot
+from edgepilot.pilot.core.safety import SafetyConfig, Supervisor
+from edgepilot.sim.vehicles import SimCar, SimDrone
 
 
 def flying(t_s: float = 10.0, **kwargs) -> Telemetry:

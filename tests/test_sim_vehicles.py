@@ -1,11 +1,11 @@
 import pytest
 
-from pilot.clock import FakeClock
-from pilot.errors import CommandRejected, VehicleError
-from pilot.grammar import parse_command, parse_script
-from pilot.hal import Vehicle
-from pilot.messages import Velocity
-from sim.vehicles import Pose, SimCar, SimDrone, wrap_deg
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.errors import CommandRejected, VehicleError
+from edgepilot.pilot.core.grammar import parse_command, parse_script
+from edgepilot.pilot.core.hal import Vehicle
+from edgepilot.pilot.core.messages import Velocity
+from edgepilot.sim.vehicles import Pose, SimCar, SimDrone, wrap_deg
 
 
 def run_script(vehicle, clock, script):

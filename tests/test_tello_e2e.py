@@ -19,14 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drone.tello import TelloConfig, TelloVehicle
-from pilot.errors import CommandRejected, LinkLost, VehicleError
-from pilot.grammar import parse_script
-from pilot.messages import Command
-from pilot.runner import Pilot
-from pilot.safety import Supervisor
-from sim import tello_netns
-from sim.tello_emulator import EmulatorConfig, TelloEmulator
+from edgepilot.drone.tello import TelloConfig, TelloVehicle
+from edgepilot.pilot.core.errors import CommandRejected, LinkLost, VehicleError
+from edgepilot.pilot.core.grammar import parse_script
+from edgepilot.pilot.core.messages import Command
+from edgepilot.pilot.core.runner import Pilot
+from edgepilot.pilot.core.safety import Supervisor
+from edgepilot.sim import tello_netns
+from edgepilot.sim.tello_emulator import EmulatorConfig, TelloEmulator
 
 NET = tello_netns.TelloNetwork()
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drone.tello_protocol import STATE_FIELDS, parse_state
-from sim.tello_emulator import EmulatorConfig, TelloEmulator
+from edgepilot.drone.tello_protocol import STATE_FIELDS, parse_state
+from edgepilot.sim.tello_emulator import EmulatorConfig, TelloEmulator
 
 
 class Client:

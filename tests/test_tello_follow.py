@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from test_tello_e2e import connect, netns, run_log, start_emulator  # noqa: F401 - pytest fixtures
 
-from pilot.grammar import parse_script
-from pilot.runner import Pilot
-from pilot.safety import Supervisor
+from edgepilot.pilot.core.grammar import parse_script
+from edgepilot.pilot.core.runner import Pilot
+from edgepilot.pilot.core.safety import Supervisor
 
 
 def test_follow_me_through_the_real_backend_on_the_emulators_video(netns, run_log):  # noqa: F811
     """The follow behaviour, unchanged, on H.264 video decoded from UDP: the simulated world's person, 3 m ahead."""
-    from pilot.perception import PerceptionWorker
-    from sim.render import SimCamera
-    from sim.world import World
-    from vision.pipeline import Perception
+    from edgepilot.pilot.core.perception import PerceptionWorker
+    from edgepilot.sim.render import SimCamera
+    from edgepilot.sim.world import World
+    from edgepilot.vision.pipeline import Perception
 
     world = World.build(0, "drone", people=1)  # one person standing 3 m straight ahead
     emulator = start_emulator(netns, auto_land_s=15.0,

@@ -10,19 +10,18 @@ from djitellopy import Tello
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drone.tello import TelloVehicle, sdk_text
-from drone.tello_protocol import (
+from edgepilot.drone.tello import TelloVehicle, sdk_text
+from edgepilot.drone.tello_protocol import (
     STATE_FIELDS,
-    format_state,
     parse_reply,
     parse_state,
-    rc_to_velocity,
     velocity_to_rc,
 )
-from pilot.cli import main as cli_main
-from pilot.errors import CommandRejected
-from pilot.messages import Command, Velocity
-from sim import emulate_cmd
+from edgepilot.pilot.app import emulate_cmd
+from edgepilot.pilot.app.cli import main as cli_main
+from edgepilot.pilot.core.errors import CommandRejected
+from edgepilot.pilot.core.messages import Command, Velocity
+from edgepilot.sim.tello_emulator import state_datagram, stick_velocity
 
 finite = st.floats(min_value=-1000, max_value=1000, allow_nan=False)
 
@@ -51,7 +50,8 @@ def test_reply_classification_is_exact():
 
 @given(st.dictionaries(st.sampled_from(STATE_FIELDS), finite))
 def test_state_round_trip(values):
-    parsed = parse_state(format_state(values))
+    """The emulator's drone-side state string, read by the client's parser (two readings of the SDK document)."""
+    parsed = parse_state(state_datagram(values))
     assert list(parsed) == list(STATE_FIELDS)
     for key, value in values.items():
         assert parsed[key] == pytest.approx(value, abs=0.51)
@@ -82,7 +82,7 @@ def test_sticks_always_in_range(vx, vy, vz, yaw):
 def test_rc_mapping_follows_rep103():
     # forward 50, left 30, up 20, turning counter-clockwise 40 deg/s
     assert velocity_to_rc(Velocity(50, 30, 20, 40)) == (-30, 50, 20, -40)
-    assert rc_to_velocity(-30, 50, 20, -40) == Velocity(50, 30, 20, 40)
+    assert stick_velocity(-30, 50, 20, -40) == Velocity(50, 30, 20, 40)
 
 
 @given(st.sampled_from(["forward", "up", "cw", "ccw", "speed"]),

@@ -1,9 +1,9 @@
-from pilot.clock import FakeClock
-from pilot.messages import Command, Frame
-from sim.render import SimCamera
-from sim.vehicles import SimDrone
-from sim.world import World
-from vision.pipeline import Perception
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.messages import Command, Frame
+from edgepilot.sim.render import SimCamera
+from edgepilot.sim.vehicles import SimDrone
+from edgepilot.sim.world import World
+from edgepilot.vision.pipeline import Perception
 
 
 def test_a_person_the_detector_lost_is_not_reported_on_skipped_frames():

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from vision_synth import background, photos
 
-from vision.anchors import FACE_FULL_RANGE, FACE_SHORT_RANGE, POSE, generate_anchors
-from vision.blaze import FACE_FULL, FACE_SHORT, POSE_DETECTOR, BlazeDetector, letterbox
-from vision.detectors import FaceDetector, PoseDetector, tile_grid
-from vision.litert import load_interpreter, model_path
-from vision.nms import iou_matrix, weighted_nms
-from vision.pipeline import PERSON_MODEL
-from vision.ssd import SsdDetector
+from edgepilot.models import model_path
+from edgepilot.vision.anchors import FACE_FULL_RANGE, FACE_SHORT_RANGE, POSE, generate_anchors
+from edgepilot.vision.blaze import FACE_FULL, FACE_SHORT, POSE_DETECTOR, BlazeDetector, letterbox
+from edgepilot.vision.detectors import FaceDetector, PoseDetector, tile_grid
+from edgepilot.vision.litert import load_interpreter
+from edgepilot.vision.nms import iou_matrix, weighted_nms
+from edgepilot.vision.pipeline import PERSON_MODEL
+from edgepilot.vision.ssd import SsdDetector
 
 
 @pytest.mark.parametrize(("config", "options", "count"), [

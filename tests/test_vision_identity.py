@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from vision_synth import background, photos
 
-from pilot.cli import main
-from vision.detectors import FaceDetector
-from vision.identity import DEFAULT_THRESHOLD, FaceDatabase, FaceEncoder
+from edgepilot.pilot.app.cli import main
+from edgepilot.vision.detectors import FaceDetector
+from edgepilot.vision.identity import DEFAULT_THRESHOLD, FaceDatabase, FaceEncoder
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from vision_synth import face_clip, photos
 
-from pilot.cli import main
-from pilot.messages import Frame
-from vision.detectors import FaceDetector
-from vision.identity import FaceDatabase, FaceEncoder
-from vision.pipeline import Perception
-from vision.video_io import VideoWriter
+from edgepilot.pilot.app.cli import main
+from edgepilot.pilot.core.messages import Frame
+from edgepilot.vision.detectors import FaceDetector
+from edgepilot.vision.identity import FaceDatabase, FaceEncoder
+from edgepilot.vision.pipeline import Perception
+from edgepilot.vision.video_io import VideoWriter
 
 FPS = 30.0
 

@@ -7,14 +7,14 @@ import cv2
 import pytest
 from vision_synth import photos
 
-from pilot.clock import FakeClock
-from vision.detectors import FaceDetector
-from vision.identity import FaceDatabase, FaceEncoder
-from vision.pipeline import Perception
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.vision.detectors import FaceDetector
+from edgepilot.vision.identity import FaceDatabase, FaceEncoder
+from edgepilot.vision.pipeline import Perception
 
-world_module = pytest.importorskip("sim.world")
-render = pytest.importorskip("sim.render")
-vehicles = pytest.importorskip("sim.vehicles")
+world_module = pytest.importorskip("edgepilot.sim.world")
+render = pytest.importorskip("edgepilot.sim.render")
+vehicles = pytest.importorskip("edgepilot.sim.vehicles")
 
 
 class Approach:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from vision_synth import ssd_tflite
 
-from pilot.errors import ModelError
-from vision.litert import model_path
-from vision.ssd import SsdDetector, read_labels
+from edgepilot.models import model_path
+from edgepilot.pilot.core.errors import ModelError
+from edgepilot.vision.ssd import SsdDetector, read_labels
 
 ANCHORS = np.array([[0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.3, 0.7, 0.2, 0.4]],
                    np.float32)  # y_center, x_center, h, w

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision.tracker import Tracker, TrackerConfig
+from edgepilot.vision.tracker import Tracker, TrackerConfig
 
 
 def box(cx: float, cy: float, size: float = 40) -> list[float]:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from voice_data import add_noise, items, manifest, read_wav, seed_of
 
-from pilot.clock import FakeClock
-from pilot.errors import InputError
-from voice.audio import RATE, MicSource, StreamResampler, WavSource, open_source
-from voice.denoise import SpectralDenoiser
-from voice.endpoint import FRAME, VoiceActivity
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.voice.audio import RATE, MicSource, StreamResampler, WavSource, open_source
+from edgepilot.voice.denoise import SpectralDenoiser
+from edgepilot.voice.endpoint import FRAME, VoiceActivity
 
 DATA = Path(__file__).parent / "data" / "voice"
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from voice_data import DATA, Item, chunks, items, read_wav, write_wav
 
-from pilot.cli import main as edgepilot
-from pilot.errors import InputError, ModelError
-from voice.engines import korean_model_path, make_recogniser
-from voice.listener import Transcriber, VoiceListener, recognise_file
-from voice.vocabulary import Vocabulary
+from edgepilot.pilot.app.cli import main as edgepilot
+from edgepilot.pilot.core.errors import InputError, ModelError
+from edgepilot.voice.engines import korean_model_path, make_recogniser
+from edgepilot.voice.listener import Transcriber, VoiceListener, recognise_file
+from edgepilot.voice.vocabulary import Vocabulary
 
 
 @pytest.fixture(scope="module")

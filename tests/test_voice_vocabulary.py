@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pilot.errors import CommandRejected, InputError
-from pilot.grammar import parse_command
-from voice.grammar_export import to_vosk_phrases, word_graph
-from voice.numbers import format_number
-from voice.vocabulary import NumberSlot, Status, Vocabulary, available_languages
+from edgepilot.pilot.core.errors import CommandRejected, InputError
+from edgepilot.pilot.core.grammar import parse_command
+from edgepilot.voice.grammar_export import to_vosk_phrases, word_graph
+from edgepilot.voice.numbers import format_number
+from edgepilot.voice.vocabulary import NumberSlot, Status, Vocabulary, available_languages
 
 
 @pytest.fixture(scope="module")

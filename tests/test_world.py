@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from pilot.errors import InputError
-from sim import textures
-from sim.world import CAR_PERSON_SCALE, Person, Track, World
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.sim import textures
+from edgepilot.sim.world import CAR_PERSON_SCALE, Person, Track, World
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vision.anchors import FACE_FULL_RANGE, FACE_SHORT_RANGE, POSE, AnchorOptions, generate_anchors
-from vision.litert import load_interpreter, model_path
-from vision.nms import weighted_nms
+from edgepilot.models import model_path
+from edgepilot.vision.anchors import FACE_FULL_RANGE, FACE_SHORT_RANGE, POSE, AnchorOptions, generate_anchors
+from edgepilot.vision.litert import load_interpreter
+from edgepilot.vision.nms import weighted_nms
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The detectors the pipeline can use, all returning :class:`pilot.messages.Detection` (without a track yet).
+"""The detectors the pipeline can use, all returning :class:`edgepilot.pilot.core.messages.Detection` (without a track yet).
 
 - :class:`FaceDetector`: BlazeFace full range (default: faces up to ~5 m, what a drone sees) or short range (~2 m,
   3-4x cheaper, for a face filling the frame).
 - :class:`PoseDetector`: people from the BlazePose detector, near; optional overlapping tiles add smaller people at
   a cost of one more inference per tile. See the README's vision section for why and how well it works.
-- :class:`vision.ssd.SsdDetector`: any TF Object Detection API SSD model given with ``--model``.
+- :class:`edgepilot.vision.ssd.SsdDetector`: any TF Object Detection API SSD model given with ``--model``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
-from pilot.messages import Detection
-from vision.blaze import FACE_FULL, FACE_SHORT, POSE_DETECTOR, BlazeDetector, RawDetections
-from vision.nms import hard_nms
+from edgepilot.pilot.core.messages import Detection
+from edgepilot.vision.blaze import FACE_FULL, FACE_SHORT, POSE_DETECTOR, BlazeDetector, RawDetections
+from edgepilot.vision.nms import hard_nms
 
 
 class Detector(Protocol):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pilot.errors import InputError, ModelError
+from edgepilot.pilot.core.errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
 

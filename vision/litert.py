@@ -4,26 +4,13 @@ that still ship it. XNNPACK is the default CPU delegate of both, so ``num_thread
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from pilot.errors import ModelError
-from vision.quiet import native_stderr_silenced
+from edgepilot.pilot.core.errors import ModelError
+from edgepilot.vision.quiet import native_stderr_silenced
 
 log = logging.getLogger(__name__)
-
-#: The bundled models; ``$EDGEPILOT_MODELS`` points elsewhere (e.g. a wheel install without the repo).
-MODELS_DIR = Path(os.environ.get("EDGEPILOT_MODELS") or Path(__file__).resolve().parents[1] / "models")
-
-
-def model_path(name: str) -> Path:
-    """A bundled model by file name, with a clear error naming the fix when it is missing."""
-    path = MODELS_DIR / name
-    if not path.is_file():
-        raise ModelError(f"model {path} is missing; restore it with: python scripts/extract_models.py")
-    return path
-
 
 def _interpreter_class() -> Any:
     try:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pilot.errors import InputError
-from vision.identity import FaceDatabase, FaceEncoder
-from vision.tracker import Track
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.vision.identity import FaceDatabase, FaceEncoder
+from edgepilot.vision.tracker import Track
 
 log = logging.getLogger(__name__)
 

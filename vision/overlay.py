@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pilot.messages import Detection
+from edgepilot.pilot.core.messages import Detection
 
 #: BGR colours: known faces green, unknown faces orange, people blue, anything else grey.
 COLOURS = {"known": (60, 200, 60), "face": (0, 160, 255), "person": (255, 140, 0)}

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pilot.errors import InputError
-from pilot.messages import Detection, Frame
-from vision.detectors import Detector, FaceDetector, PoseDetector
-from vision.identity import DEFAULT_THRESHOLD, FaceDatabase
-from vision.litert import model_path
-from vision.naming import NamingConfig, TrackNamer
-from vision.ssd import SsdDetector, read_labels
-from vision.tracker import Track, Tracker, TrackerConfig
+from edgepilot.models import model_path
+from edgepilot.pilot.core.config import from_dict, to_dict
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.messages import Detection, Frame
+from edgepilot.vision.blaze import FACE_FULL, FACE_SHORT, POSE_DETECTOR
+from edgepilot.vision.detectors import Detector, FaceDetector, PoseDetector
+from edgepilot.vision.identity import DEFAULT_THRESHOLD, FaceDatabase
+from edgepilot.vision.naming import NamingConfig, TrackNamer
+from edgepilot.vision.ssd import SsdDetector, read_labels
+from edgepilot.vision.tracker import Track, Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class PerceptionConfig:
 
 class Perception:
     """Detect + track + identify, one frame at a time. Not thread-safe: one thread owns it."""
+
+    part_name = "perception"  # in the edgepilot.parts registry: recordings describe it, replay rebuilds it
 
     def __init__(self, config: PerceptionConfig | None = None, **overrides: object) -> None:
         names = {f.name for f in fields(PerceptionConfig)}
@@ -89,13 +93,44 @@ class Perception:
         #: Milliseconds spent in the last :meth:`process`: detect, track, identify.
         self.last_timings: dict[str, float] = {}
 
+    def describe(self) -> dict:
+        return to_dict(self.config)
+
+    @classmethod
+    def rebuild(cls, spec: dict) -> Perception:
+        return cls(from_dict(PerceptionConfig, spec))
+
+    @property
+    def faces_dir(self) -> Path | None:
+        return self.config.faces_dir
+
+    def model_files(self) -> list[Path]:
+        """The model files this pipeline loads (the recorder keeps their sha256)."""
+        cfg = self.config
+        wanted = set(cfg.detect)
+        files: list[Path] = []
+        if "face" in wanted:
+            files.append(model_path((FACE_FULL if cfg.face_range == "full" else FACE_SHORT).model))
+        if cfg.model is not None:
+            files.append(Path(cfg.model))
+            if cfg.labels is not None:
+                files.append(Path(cfg.labels))
+                wanted -= set(read_labels(cfg.labels))
+        if "person" in wanted:
+            files.append(model_path(PERSON_MODEL if cfg.person_detector == "ssd" else POSE_DETECTOR.model))
+        if cfg.faces_dir is not None:
+            import face_recognition_models as frm
+
+            files += [Path(frm.pose_predictor_five_point_model_location()), Path(frm.face_recognition_model_location())]
+        return files
+
     def _person_detector(self) -> Detector:
         cfg = self.config
         if cfg.person_detector == "pose":
             return PoseDetector(cfg.threads, cfg.person_tiles)
         if cfg.person_detector != "ssd":
             raise InputError(f"person detector must be 'ssd' or 'pose', not {cfg.person_detector!r}")
-        from vision.tiling import TiledDetector
+        from edgepilot.vision.tiling import TiledDetector
 
         ssd = SsdDetector(model_path(PERSON_MODEL), ["person"], cfg.threads, cfg.person_score, ("person",))
         return TiledDetector(ssd, cfg.person_tiles) if cfg.person_tiles > 1 else ssd

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pilot.errors import InputError, ModelError
-from pilot.messages import Detection
-from vision.litert import load_interpreter
+from edgepilot.pilot.core.errors import InputError, ModelError
+from edgepilot.pilot.core.messages import Detection
+from edgepilot.vision.litert import load_interpreter
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pilot.messages import Detection
-from vision.detectors import Detector, tile_grid
-from vision.nms import hard_nms
+from edgepilot.pilot.core.messages import Detection
+from edgepilot.vision.detectors import Detector, tile_grid
+from edgepilot.vision.nms import hard_nms
 
 
 class TiledDetector:

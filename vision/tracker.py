@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vision.nms import iou_matrix
+from edgepilot.vision.nms import iou_matrix
 
 
 @dataclass

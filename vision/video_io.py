@@ -1,5 +1,5 @@
 """Opening what ``edgepilot replay`` reads: a video file (mp4, avi, mkv, mov, raw .h264/.h265), one image, or a
-folder of images, as a stream of :class:`pilot.messages.Frame` (optionally only between two times); writing the
+folder of images, as a stream of :class:`edgepilot.pilot.core.messages.Frame` (optionally only between two times); writing the
 annotated video (H.264 through PyAV, OpenCV as the fallback); and the threads that let decoding, detection and
 encoding overlap (:func:`prefetch`, :class:`BackgroundWriter`).
 """
@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pilot.errors import InputError
-from pilot.messages import Frame
-from vision.quiet import native_stderr_silenced
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.messages import Frame
+from edgepilot.vision.quiet import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Audio sources for the recognisers: WAV files (any rate and channel count) and the microphone.
 
-Both implement :class:`pilot.hal.AudioSource`: mono int16 chunks at 16 kHz. Files are resampled and down-mixed here
+Both implement :class:`edgepilot.pilot.core.hal.AudioSource`: mono int16 chunks at 16 kHz. Files are resampled and down-mixed here
 (a windowed-sinc resampler, streaming, so the microphone can use it too when a device cannot record at 16 kHz), and
 can be played at real-time pace (as a microphone would deliver them) or as fast as the recogniser can take them.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pilot.clock import Clock, MonotonicClock
-from pilot.errors import InputError
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ words within a second or so, steady noise never does, so noise that starts, grow
 window while speech is never taken for noise. Digital silence (a stream's first zeros, a muted input) is no noise
 level: it is left out, or the floor would sit far below any real noise and every propeller frame would be "speech".
 A frame is speech when it stands ``on_db`` above the floor; an utterance starts after a few speech frames, and *when*
-it ends is decided by the caller (see :mod:`voice.listener`), which knows whether the words so far already make a
+it ends is decided by the caller (see :mod:`edgepilot.voice.listener`), which knows whether the words so far already make a
 command.
 """
 

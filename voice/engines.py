@@ -12,16 +12,14 @@ import importlib.util
 import json
 import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from pilot.errors import InputError, ModelError
-from voice.grammar_export import to_vosk_phrases
-from voice.vocabulary import Vocabulary
+from edgepilot.pilot.core.errors import InputError, ModelError
+from edgepilot.voice.grammar_export import to_vosk_phrases
+from edgepilot.voice.recogniser import Hypothesis, Recogniser, SecondView
+from edgepilot.voice.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -29,51 +27,6 @@ ENGINES = ("vosk", "pocketsphinx")
 #: Where ``scripts/fetch_models.py`` puts the English Vosk model, and where we look for it.
 VOSK_EN_MODEL_NAME = "vosk-model-small-en-us-0.15"
 MODEL_HOME = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "edgepilot" / "models"
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    words: tuple[str, ...]
-    confidence: float  # 0..1; how sure the engine is of exactly these words rather than other commands
-    detail: dict
-    #: How much better these words explain the sound than free speech would (the engine's own units, compared with
-    #: its ``fit_thresholds``): low for speech that is no command forced into the command grammar. None: not measured.
-    fit: float | None = None
-
-
-#: Makes the utterance's second view (see Recogniser.finish) when called: only engines that use it pay for it.
-SecondView = Callable[[], np.ndarray]
-
-
-class Recogniser(Protocol):
-    name: str
-    vocab: Vocabulary
-    #: (normal, risky) minimum confidence for a command: each engine's confidence has its own scale.
-    thresholds: tuple[float, float]
-    #: (normal, risky) minimum ``Hypothesis.fit``; None for engines that reject free speech otherwise (Vosk's [unk]).
-    fit_thresholds: tuple[float, float] | None
-    #: Whether the engine hears better through voice.denoise (the listener's default).
-    denoise: bool
-
-    def new_stream(self) -> None:
-        """A new audio stream begins (another file, a new microphone session): forget channel adaptation."""
-
-    def start(self) -> None: ...
-
-    def feed(self, pcm: np.ndarray) -> None: ...
-
-    def partial(self) -> tuple[str, ...]: ...
-
-    def decode_ahead(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> None:
-        """The speaker paused after words that make a command: prepare ``finish(keep_samples, second_view)`` now."""
-        ...
-
-    def finish(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> Hypothesis:
-        """The utterance ended. ``keep_samples``: how much of the fed audio is speech (plus a little pause) and
-        worth a final decoding pass; engines that decode as they go may ignore it. ``second_view()``: the same
-        audio denoised another way (whole-utterance; it may lack the first few ms), for engines that check their words
-        on both."""
-        ...
 
 
 # -- Vosk -----------------------------------------------------------------------------------------------------------
@@ -195,7 +148,7 @@ def make_recogniser(engine: str | None, vocab: Vocabulary, model: str | Path | N
     if engine == "vosk":
         return VoskRecogniser(vocab, model)
     if engine == "pocketsphinx":
-        from voice.pocketsphinx_engine import PocketSphinxRecogniser
+        from edgepilot.voice.pocketsphinx_engine import PocketSphinxRecogniser
 
         return PocketSphinxRecogniser(vocab, model)
     raise InputError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")

@@ -9,7 +9,7 @@ of the numbers a slot allows is copied once per group of units, and the whole gr
 voice.pocketsphinx_engine for how speech that is no command is caught.)
 
 Vosk turns its phrase list into a word bigram model, so it *can* string words in an order no phrase has;
-:meth:`voice.vocabulary.Vocabulary.read` rejects those.
+:meth:`edgepilot.voice.vocabulary.Vocabulary.read` rejects those.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from voice.numbers import Phrase
-from voice.vocabulary import Literal, Vocabulary, WordSlot
+from edgepilot.voice.numbers import Phrase
+from edgepilot.voice.vocabulary import Literal, Vocabulary, WordSlot
 
 # A state of the number automaton: (is_final, ((word, next_state), ...)).
 _State = tuple[bool, tuple[tuple[str, int], ...]]

@@ -1,7 +1,7 @@
 """From audio to commands: endpointing, recognition, and the decision to act or to drop.
 
 :class:`Transcriber` cuts a stream into utterances and turns each into a :class:`Heard`: a
-:class:`pilot.messages.Command` (source ``"voice"``) or a drop with the reason. A command is emitted only when the
+:class:`edgepilot.pilot.core.messages.Command` (source ``"voice"``) or a drop with the reason. A command is emitted only when the
 words are exactly one phrase of the vocabulary, pilot.grammar accepts it, and the recogniser is sure enough: more sure
 for commands that are dangerous when wrong (flips, emergency, moves over 1 m, turns over 180 degrees).
 
@@ -27,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pilot.errors import CommandRejected, EdgepilotError
-from pilot.grammar import parse_command
-from pilot.messages import MOVE_VERBS, TURN_VERBS, Command
-from voice.audio import RATE, open_source
-from voice.denoise import SpectralDenoiser
-from voice.endpoint import FRAME, VoiceActivity
-from voice.engines import Recogniser, SecondView, make_recogniser
-from voice.vocabulary import Status, Vocabulary
+from edgepilot.pilot.core.errors import CommandRejected, EdgepilotError
+from edgepilot.pilot.core.grammar import parse_command
+from edgepilot.pilot.core.messages import MOVE_VERBS, TURN_VERBS, Command
+from edgepilot.voice.audio import RATE, open_source
+from edgepilot.voice.denoise import SpectralDenoiser
+from edgepilot.voice.endpoint import FRAME, VoiceActivity
+from edgepilot.voice.engines import make_recogniser
+from edgepilot.voice.recogniser import Recogniser, SecondView
+from edgepilot.voice.vocabulary import Status, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ def recognise_file(path: str | Path, engine: str | None = None, lang: str = "en"
                    include_dropped: bool = False) -> list[dict]:
     """Recognise a WAV file; return one dict per emitted command (the ``--json`` fields plus ``reason`` for drops
     when ``include_dropped``). Pass ``recogniser`` to reuse a loaded model across files."""
-    from voice.audio import WavSource
+    from edgepilot.voice.audio import WavSource
 
     recogniser = recogniser or make_recogniser(engine, Vocabulary.load(lang), model)
     source = WavSource(path, realtime=realtime)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pilot.errors import InputError
+from edgepilot.pilot.core.errors import InputError
 
 Phrase = tuple[str, ...]
 MAX_INTEGER = 999

@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pilot.errors import InputError, ModelError
-from voice.engines import Hypothesis, SecondView
-from voice.grammar_export import word_graph
-from voice.vocabulary import Vocabulary
+from edgepilot.pilot.core.errors import InputError, ModelError
+from edgepilot.voice.grammar_export import word_graph
+from edgepilot.voice.recogniser import Hypothesis, SecondView
+from edgepilot.voice.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """A language's spoken commands, loaded from ``voice/lang/<code>.toml``, and the reading of recognised words.
 
 Spoken words -> the natural command text pilot.grammar understands ("go up fifty centimeters" -> "up 50 centimeters",
-"오른쪽 으로 구 십 도 회전" -> "turn right 90 degrees") -> :func:`pilot.grammar.parse_command`. The recognisers are
-restricted to the same phrases (see :mod:`voice.grammar_export`), and anything that does not match a phrase exactly
+"오른쪽 으로 구 십 도 회전" -> "turn right 90 degrees") -> :func:`edgepilot.pilot.core.grammar.parse_command`. The recognisers are
+restricted to the same phrases (see :mod:`edgepilot.voice.grammar_export`), and anything that does not match a phrase exactly
 is not a command.
 
 A number slot only offers the numbers that make a valid command with each unit, as pilot.grammar decides (moves are
@@ -23,14 +23,14 @@ from enum import Enum
 from importlib import resources
 from typing import Any
 
-from pilot.errors import CommandRejected, InputError
-from pilot.grammar import parse_command
-from pilot.messages import Command
-from voice.numbers import NumberWords, Phrase, format_number
+from edgepilot.pilot.core.errors import CommandRejected, InputError
+from edgepilot.pilot.core.grammar import parse_command
+from edgepilot.pilot.core.messages import Command
+from edgepilot.voice.numbers import NumberWords, Phrase, format_number
 
 NUMBER_SLOTS = ("distance", "angle", "speed")
 _SLOT = re.compile(r"\{([a-z_]+)\}")
-_LANG_DIR = resources.files("voice").joinpath("lang")
+_LANG_DIR = resources.files("edgepilot.voice").joinpath("lang")
 
 
 @dataclass(frozen=True)

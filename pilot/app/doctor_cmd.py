@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+from edgepilot.models import models_dir as models_dir_default
+
 _MODEL_ROW = re.compile(r"\|\s*`([\w.-]+\.tflite)`.*`([0-9a-f]{64})`")
 
 
@@ -38,7 +39,7 @@ def check_python() -> Check:
 
 def check_litert() -> Check:
     try:
-        from vision.litert import _interpreter_class
+        from edgepilot.vision.litert import _interpreter_class
 
         cls = _interpreter_class()
     except Exception as exc:  # noqa: BLE001 - any failure is the finding
@@ -46,7 +47,8 @@ def check_litert() -> Check:
     return Check("LiteRT", "ok", f"{cls.__module__}")
 
 
-def check_models(models_dir: Path = MODELS_DIR) -> Check:
+def check_models(models_dir: Path | None = None) -> Check:
+    models_dir = models_dir or models_dir_default()
     table = models_dir / "MODELS.md"
     if not table.is_file():
         return Check("models", "fail", f"{table} is missing", "reinstall edgepilot, or set $EDGEPILOT_MODELS")
@@ -84,7 +86,7 @@ def check_speech() -> list[Check]:
     try:
         import pocketsphinx
 
-        from voice.engines import find_vosk_model
+        from edgepilot.voice.engines import find_vosk_model
 
         checks.append(Check("speech: pocketsphinx", "ok", f"English model in {pocketsphinx.get_model_path()}"))
     except ImportError as exc:
@@ -155,7 +157,7 @@ def check_gpio() -> Check:
     if not (model.is_file() and "Raspberry Pi" in model.read_text(errors="replace")):
         return Check("gpio", "ok", "not a Raspberry Pi: the car runs in the simulator (or GPIOZERO_PIN_FACTORY=mock)")
     try:
-        from robot_car.picar import resolve_pin_factory
+        from edgepilot.robot_car.picar import resolve_pin_factory
 
         factory, _ = resolve_pin_factory()
     except Exception as exc:  # noqa: BLE001 - the error text has the fix

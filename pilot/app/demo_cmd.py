@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from pilot.errors import InputError
+from edgepilot.pilot.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,17 @@ def run(args: argparse.Namespace) -> int:
     if args.record is not None:
         import sys
 
-        from pilot.record import Recorder
+        from edgepilot.pilot.record.recorder import Recorder
 
         recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
     started = time.monotonic()
     try:
         if args.vehicle == "car":
-            from sim.demo import car_demo
+            from edgepilot.pilot.app.demo import car_demo
 
             summary = car_demo(args.seed, video, recorder)
         else:
-            from sim.demo import drone_demo
+            from edgepilot.pilot.app.demo import drone_demo
 
             summary = drone_demo(args.seed, video, recorder=recorder)
     finally:

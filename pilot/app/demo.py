@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import logging
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pilot.clock import FakeClock
-from pilot.hud import draw_hud
-from pilot.messages import Frame, Seen
-from pilot.runner import Pilot
-from sim.render import SimCamera
-from sim.scenarios import car_world, run_car
-from sim.vehicles import SimDrone
-from sim.world import Person, World
+from edgepilot.pilot.app.hud import draw_hud
+from edgepilot.pilot.app.scenarios import car_world, run_car
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.messages import Frame, Seen
+from edgepilot.pilot.core.runner import Pilot
+from edgepilot.sim.render import SimCamera
+from edgepilot.sim.vehicles import SimDrone
+from edgepilot.sim.world import Person, World
 
 if TYPE_CHECKING:
-    from pilot.record import Recorder
+    from edgepilot.pilot.record.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ class AnnotatedVideo:
     def __call__(self, frame: Frame, seen: Seen, pilot: Pilot, extra: list[str] | None = None) -> None:
         if self.path is None:
             return
-        from vision.overlay import draw
-        from vision.video_io import VideoWriter
+        from edgepilot.vision.overlay import draw
+        from edgepilot.vision.video_io import VideoWriter
 
         if self._writer is None:
             self._writer = VideoWriter(self.path, frame.width, frame.height, self.fps)
@@ -60,7 +61,7 @@ class AnnotatedVideo:
 
 def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None) -> dict:
     """Laps of the track with two people stepping onto the road (recorded into ``recorder`` if given)."""
-    from vision.pipeline import Perception
+    from edgepilot.vision.pipeline import Perception
 
     perception = Perception(detect=("person",), person_detector="pose", person_every=3)
     writer = AnnotatedVideo(video)
@@ -73,7 +74,7 @@ def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None) ->
     return report.as_dict()
 
 
-DEMO_AUDIO = Path(__file__).resolve().parents[1] / "voice" / "demo"
+DEMO_AUDIO = Path(str(resources.files("edgepilot.voice") / "demo"))
 #: (seconds of silence before, recording) of what the user says in the drone demo.
 DEMO_SPEECH = ((0.5, "take_off_slt.wav"), (4.0, "follow_me_slt.wav"), (20.0, "land_slt.wav"))
 DRONE_DEMO_S = 32.0
@@ -83,7 +84,7 @@ WALK_CM = ((300, 0), (300, 150), (450, 150), (450, -150), (300, -150))
 
 def demo_speech() -> tuple[np.ndarray, int]:
     """The demo's spoken commands as one 16 kHz stream: the bundled recordings with pauses between them."""
-    from voice.audio import RATE, WavSource
+    from edgepilot.voice.audio import RATE, WavSource
 
     pieces = []
     for pause_s, name in DEMO_SPEECH:
@@ -97,8 +98,8 @@ def demo_speech() -> tuple[np.ndarray, int]:
 
 def hear_demo_speech(engine: str | None = None) -> list[dict]:
     """Run the real recogniser over the demo's speech; each emitted command with its audio time."""
-    from voice.listener import Transcriber, make_recogniser
-    from voice.vocabulary import Vocabulary
+    from edgepilot.voice.listener import Transcriber, make_recogniser
+    from edgepilot.voice.vocabulary import Vocabulary
 
     audio, rate = demo_speech()
     chunk = rate // 50
@@ -110,7 +111,7 @@ def hear_demo_speech(engine: str | None = None) -> list[dict]:
 def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorder: Recorder | None = None) -> dict:
     """Spoken commands take the drone up, make it follow a walking person, and land it (recorded into ``recorder``
     if given)."""
-    from vision.pipeline import Perception
+    from edgepilot.vision.pipeline import Perception
 
     said = hear_demo_speech(engine)
     pending = sorted(said, key=lambda h: h["t_emit"])

@@ -15,13 +15,17 @@ and values of the wrong type are errors that name the key, never silently ignore
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pilot.errors import InputError
+from edgepilot.pilot.core.errors import InputError
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -66,3 +70,46 @@ def build(cls: type[T], values: dict[str, Any], where: str) -> T:
 
 def section(data: dict[str, dict[str, Any]], name: str, cls: type[T]) -> T:
     return build(cls, data.get(name, {}), f"[{name}]")
+
+
+# -- dataclasses <-> JSON (recordings, parts describing themselves) --------------------------------------------------
+def jsonable(value: Any) -> Any:
+    """Paths as strings, tuples as lists, recursively (for dataclasses turned into dicts)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def to_dict(config: Any) -> dict | None:
+    return None if config is None else jsonable(dataclasses.asdict(config))
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Rebuild a (frozen, nested) config dataclass from :func:`to_dict`'s output. Fields the recording lacks keep
+    their defaults; fields it has that this version lacks are ignored (logged)."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    extra = set(data) - names
+    if extra:
+        log.info("%s: ignoring recorded fields this version does not have: %s", cls.__name__, sorted(extra))
+    return cls(**{name: _convert(hints[name], data[name]) for name in names if name in data})
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value)
+    if hint is Path:
+        return Path(value)
+    if origin is tuple:
+        return tuple(value)
+    return value

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pilot.errors import InputError
-from pilot.record_io import COMMANDS, DETECTIONS, EVENTS, TICKS, read_jsonl, read_manifest
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.record.files import COMMANDS, DETECTIONS, EVENTS, TICKS, read_jsonl, read_manifest
 
 SOURCE_COLOURS = {"script": "tab:blue", "voice": "tab:green", "keys": "tab:purple", "keyboard": "tab:purple",
                   "safety": "tab:red"}

@@ -13,13 +13,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-from pilot.behaviours import Behaviour, FollowConfig, FollowTarget
-from pilot.clock import Clock, MonotonicClock
-from pilot.errors import CommandRejected, LinkLost, VehicleError
-from pilot.hal import Vehicle
-from pilot.loop import FixedRateLoop, LoopStats
-from pilot.messages import HOVER, Command, Event, Seen, Telemetry, Velocity
-from pilot.safety import Supervisor
+from edgepilot.pilot.core.behaviours import Behaviour, FollowConfig, FollowTarget
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.errors import CommandRejected, LinkLost, VehicleError
+from edgepilot.pilot.core.hal import Vehicle
+from edgepilot.pilot.core.loop import FixedRateLoop, LoopStats
+from edgepilot.pilot.core.messages import HOVER, Command, Event, Seen, Telemetry, Velocity
+from edgepilot.pilot.core.safety import Supervisor
 
 log = logging.getLogger(__name__)
 

@@ -12,19 +12,19 @@ import importlib
 import logging
 import sys
 
-from pilot import __version__
-from pilot.errors import CommandRejected, EdgepilotError, InputError
+from edgepilot.pilot.core import __version__
+from edgepilot.pilot.core.errors import CommandRejected, EdgepilotError, InputError
 
 #: verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
-    "demo": ("pilot.demo_cmd", "run a scripted scenario in the simulator (no hardware, no downloads)"),
-    "fly": ("pilot.run_cmd", "fly a drone (sim or tello) from a script, voice or keyboard"),
-    "drive": ("pilot.run_cmd", "drive a car (sim or picar) from a script, voice or keyboard"),
-    "listen": ("voice.listen_cmd", "recognise spoken commands from the microphone or WAV files"),
-    "enroll": ("vision.enroll_cmd", "add a person's face to the face database"),
-    "replay": ("vision.replay_cmd", "run perception offline on a video, image, folder or recording"),
-    "emulate-tello": ("sim.emulate_cmd", "run a Tello emulator for users without a drone"),
-    "doctor": ("pilot.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
+    "demo": ("edgepilot.pilot.app.demo_cmd", "run a scripted scenario in the simulator (no hardware, no downloads)"),
+    "fly": ("edgepilot.pilot.app.run_cmd", "fly a drone (sim or tello) from a script, voice or keyboard"),
+    "drive": ("edgepilot.pilot.app.run_cmd", "drive a car (sim or picar) from a script, voice or keyboard"),
+    "listen": ("edgepilot.pilot.app.listen_cmd", "recognise spoken commands from the microphone or WAV files"),
+    "enroll": ("edgepilot.pilot.app.enroll_cmd", "add a person's face to the face database"),
+    "replay": ("edgepilot.pilot.app.replay_cmd", "run perception offline on a video, image, folder or recording"),
+    "emulate-tello": ("edgepilot.pilot.app.emulate_cmd", "run a Tello emulator for users without a drone"),
+    "doctor": ("edgepilot.pilot.app.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
 }
 
 

@@ -6,7 +6,7 @@ decides what the live run decided: the regression test for the autopilot.
 
 The recorded frames (lossless) go through a perception pipeline built from the recorded configuration; the pilot is
 rebuilt from the manifest (rate, safety limits, follow gains, the car's lane behaviour, the script) and runs against
-the stand-ins of :mod:`pilot.replay_parts` (recorded clock, vehicle answers, perception reads, inbox commands). A
+the stand-ins of :mod:`edgepilot.pilot.record.replay_parts` (recorded clock, vehicle answers, perception reads, inbox commands). A
 checking tap compares, tick by tick, the set-point sent and the mode, and, in order, every command with its source
 and result. A recording cut short (a killed process) replays up to its last complete tick and says so.
 """
@@ -20,23 +20,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pilot.errors import InputError
-from pilot.messages import Command, Seen, Telemetry, Velocity
-from pilot.record import velocity_list
-from pilot.record_io import COMMANDS, DETECTIONS, LOSSLESS_VIDEO, TICKS, VIEWING_VIDEO, read_jsonl, read_manifest
-from pilot.record_spec import (
-    build_behaviour,
-    build_perception,
-    faces_fingerprint,
-    fingerprint,
-    from_dict,
-    model_files,
-    software,
+from edgepilot.pilot.core import registry
+from edgepilot.pilot.core.behaviours import FollowConfig
+from edgepilot.pilot.core.config import from_dict
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.messages import Command, Seen, Telemetry, Velocity
+from edgepilot.pilot.core.runner import CommandRecord, Mode, Pilot
+from edgepilot.pilot.core.safety import SafetyConfig, Supervisor
+from edgepilot.pilot.record.files import (
+    COMMANDS,
+    DETECTIONS,
+    LOSSLESS_VIDEO,
+    TICKS,
+    VIEWING_VIDEO,
+    read_jsonl,
+    read_manifest,
 )
-from pilot.record_video import read_frames
-from pilot.replay_parts import Cursor, EndOfRecording, FrameFeed, OnFrame, ReplayClock, ReplaySlot, ReplayVehicle
-from pilot.runner import CommandRecord, Mode, Pilot
-from pilot.safety import SafetyConfig, Supervisor
+from edgepilot.pilot.record.recorder import velocity_list
+from edgepilot.pilot.record.replay_parts import (
+    Cursor,
+    EndOfRecording,
+    FrameFeed,
+    OnFrame,
+    ReplayClock,
+    ReplaySlot,
+    ReplayVehicle,
+)
+from edgepilot.pilot.record.spec import faces_fingerprint, fingerprint, software
+from edgepilot.pilot.record.video import read_frames
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +138,7 @@ def _video(folder: Path, result: ReplayResult):
     return None
 
 
-def _notes(manifest: dict, result: ReplayResult) -> None:
+def _notes(manifest: dict, perception: Any, result: ReplayResult) -> None:
     """Differences between the recording's software and models and today's, which can explain mismatches."""
     now = software()
     then_rev = (manifest.get("git") or {}).get("revision")
@@ -135,21 +146,13 @@ def _notes(manifest: dict, result: ReplayResult) -> None:
     if manifest.get("edgepilot") != now["edgepilot"] or (then_rev and now_rev and then_rev != now_rev):
         result.notes.append(f"recorded with edgepilot {manifest.get('edgepilot')} ({(then_rev or '?')[:10]}), "
                             f"replayed with {now['edgepilot']} ({(now_rev or '?')[:10]})")
-    spec = manifest.get("perception")
-    if spec is not None:
-        config = build_perception_config(spec)
+    if perception is not None:
         recorded = {m["name"]: m["sha256"] for m in manifest.get("models", [])}
-        for model in fingerprint(model_files(config)):
+        for model in fingerprint(perception.model_files()):
             if recorded.get(model["name"]) != model["sha256"]:
                 result.notes.append(f"model {model['name']} differs from the one recorded")
-        if faces_fingerprint(config.faces_dir) != manifest.get("faces"):
+        if faces_fingerprint(perception.faces_dir) != manifest.get("faces"):
             result.notes.append("the face database changed since the recording: names may differ")
-
-
-def build_perception_config(spec: dict) -> Any:
-    from vision.pipeline import PerceptionConfig
-
-    return from_dict(PerceptionConfig, spec)
 
 
 def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> ReplayResult:
@@ -168,23 +171,21 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> Rep
         result.notes.append(f"the recording was cut short (the process was killed?): {len(ticks)} ticks recorded")
     if ticks[0].get("start_exact") is False:
         result.notes.append("the run's start time was estimated: times within a tick may differ slightly")
-    _notes(manifest, result)
-    feed = FrameFeed(detections, _video(folder, result), build_perception(manifest.get("perception")), on_frame)
+    # Recordings of format 1 stored the perception's configuration untagged: it was always the vision pipeline.
+    perception = registry.rebuild(manifest.get("perception"), default_type="perception")
+    _notes(manifest, perception, result)
+    feed = FrameFeed(detections, _video(folder, result), perception, on_frame)
     cursor = Cursor(ticks, feed)
     checker = _Checker(ticks, commands, result, cursor)
     kind, hz = spec["kind"], spec["hz"]
     clock = ReplayClock(ticks[0].get("start_s", 0.0), cursor, 1.0 / hz)
-    follow = None
-    if spec.get("follow_config") is not None:
-        from pilot.behaviours import FollowConfig
-
-        follow = from_dict(FollowConfig, spec["follow_config"])
+    follow = None if spec.get("follow_config") is None else from_dict(FollowConfig, spec["follow_config"])
     max_ticks = len(ticks) if spec.get("max_ticks") is None else min(len(ticks), spec["max_ticks"])
     with tempfile.TemporaryDirectory(prefix="edgepilot-replay-") as photos:  # photos taken in replay go nowhere
         pilot = Pilot(ReplayVehicle(kind, cursor), name=spec["name"], clock=clock, hz=hz,
                       supervisor=Supervisor(kind, from_dict(SafetyConfig, spec["safety"])), max_ticks=max_ticks,
                       max_duration_s=spec["max_duration_s"], perceive=(lambda now: None) if spec["perceive"] else None,
-                      follow_config=follow, behaviour=build_behaviour(spec.get("behaviour")), out_dir=Path(photos),
+                      follow_config=follow, behaviour=registry.rebuild(spec.get("behaviour")), out_dir=Path(photos),
                       tap=checker, can_see=spec.get("can_see"))
         pilot.seen = ReplaySlot(cursor)
         cursor.pilot = pilot

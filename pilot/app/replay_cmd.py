@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-from pilot.errors import InputError
-from pilot.messages import Detection, Frame
+from tqdm import tqdm
+
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.messages import Detection, Frame
 
 #: The person detector runs on every other frame by default, as in the live pilot (pilot/run_cmd.py).
 PERSON_EVERY = 2
@@ -59,51 +62,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
 
 
-def detection_json(d: Detection) -> dict:
-    return {"label": d.label, "score": round(d.score, 3), "box": [round(v, 1) for v in d.box],
-            "track": d.track, "name": d.name}
-
-
-class Progress:
-    """A one-line progress bar on stderr (frames, rate, time left), only when stderr is a terminal."""
-
-    def __init__(self, total: int | None) -> None:
-        self.total, self.enabled, self._last = total, sys.stderr.isatty(), 0.0
-        self._started = time.monotonic()
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self._last < 0.2:
-            return
-        self._last = now
-        fps = done / max(now - self._started, 1e-6)
-        if self.total:
-            filled = int(30 * min(done, self.total) / self.total)
-            left = max(0, self.total - done) / max(fps, 1e-6)
-            bar = (f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} {fps:5.1f} fps "
-                   f"ETA {int(left // 60)}:{int(left % 60):02d}")
-        else:
-            bar = f"{done} frames {fps:5.1f} fps"
-        sys.stderr.write(f"\r{bar}  ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+def _progress(total: int | None) -> tqdm:
+    """Frames, rate and time left on stderr, only when stderr is a terminal."""
+    return tqdm(total=total, unit="frame", disable=None, leave=False, dynamic_ncols=True)
 
 
 def run(args: argparse.Namespace) -> int:
     path = args.input.expanduser()
-    from pilot.record_io import is_recording
+    from edgepilot.pilot.record.files import is_recording
 
     if is_recording(path):
-        from pilot.replay_run_cmd import run_recording
 
         given = [f"--{name.replace('_', '-')}" for name in PERCEPTION_OPTIONS if getattr(args, name) is not None]
         if given:
             raise InputError(f"{', '.join(given)}: a recording replays with the perception it was recorded with; "
                              "drop these options")
-        return run_recording(args)
+        return _replay_recording(args)
     return _replay_video(args)
 
 
@@ -120,8 +94,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _perception(args: argparse.Namespace):
-    from vision.identity import default_faces_dir
-    from vision.pipeline import Perception
+    from edgepilot.vision.identity import default_faces_dir
+    from edgepilot.vision.pipeline import Perception
 
     faces_dir = args.faces
     if faces_dir is None and default_faces_dir().is_dir():
@@ -140,8 +114,8 @@ def predicted(perception, frame: Frame) -> list[Detection]:
 
 
 def _replay_video(args: argparse.Namespace) -> int:
-    from vision.overlay import draw
-    from vision.video_io import BackgroundWriter, VideoWriter, open_source, prefetch
+    from edgepilot.vision.overlay import draw
+    from edgepilot.vision.video_io import BackgroundWriter, VideoWriter, open_source, prefetch
 
     _check(args)
     source = open_source(args.input, args.start or 0.0, args.end)
@@ -156,7 +130,7 @@ def _replay_video(args: argparse.Namespace) -> int:
 
     writer = BackgroundWriter(annotate) if video is not None else None
     total = source.count if args.max_frames is None else min(args.max_frames, source.count or 10**9)
-    progress = Progress(total)
+    progress = _progress(total)
     labels: Counter[str] = Counter()
     names: Counter[str] = Counter()
     tracks: set[int] = set()
@@ -178,10 +152,10 @@ def _replay_video(args: argparse.Namespace) -> int:
                 timeline.append((frame.t_s, detections))
             if jsonl is not None:
                 jsonl.write(json.dumps({"frame": frame.index, "t_s": round(frame.t_s, 3), "source": frame.source,
-                                        "detections": [detection_json(d) for d in detections]}) + "\n")
+                                        "detections": [d.to_json() for d in detections]}) + "\n")
             if writer is not None:
                 writer.put(frame.image, detections, frames / max(time.perf_counter() - started, 1e-6))
-            progress.update(frames)
+            progress.update(1)
     finally:
         progress.close()
         try:
@@ -194,7 +168,7 @@ def _replay_video(args: argparse.Namespace) -> int:
                 jsonl.close()
     elapsed = time.perf_counter() - started
     if args.report is not None:
-        from pilot.run_report import video_report
+        from edgepilot.pilot.app.report import video_report
 
         lines = video_report(args.report, timeline, str(args.input))
         if not args.json:
@@ -209,3 +183,77 @@ def _replay_video(args: argparse.Namespace) -> int:
                           "out": str(args.out) if args.out else None,
                           "report": str(args.report) if args.report else None}))
     return 0
+
+
+def _fps(records: list[dict]) -> float:
+    """The recorded frame rate (the median interval between frames), for the annotated video."""
+    gaps = [b["t_s"] - a["t_s"] for a, b in zip(records, records[1:], strict=False) if b["t_s"] > a["t_s"]]
+    return min(60.0, max(1.0, 1.0 / statistics.median(gaps))) if gaps else 30.0
+
+
+def _replay_recording(args: argparse.Namespace) -> int:
+    from edgepilot.pilot.record.files import DETECTIONS, read_jsonl
+    from edgepilot.pilot.record.replay import replay_recording
+    from edgepilot.vision.overlay import draw
+    from edgepilot.vision.video_io import VideoWriter
+
+    folder = Path(args.input).expanduser()
+    records, _ = read_jsonl(folder / DETECTIONS)
+    progress = _progress(len(records) or None)
+    jsonl = open(args.jsonl, "w", encoding="utf-8") if args.jsonl else None  # noqa: SIM115
+    video: list[VideoWriter] = []
+    done = [0]
+
+    def on_frame(frame, detections) -> None:
+        if jsonl is not None:
+            jsonl.write(json.dumps({"frame": done[0], "t_s": round(frame.t_s, 3), "source": frame.source,
+                                    "detections": [d.to_json() for d in detections]}) + "\n")
+        if args.out is not None:
+            if not video:
+                video.append(VideoWriter(args.out, frame.width, frame.height, _fps(records)))
+            video[0].write(draw(frame.image.copy(), detections))
+        done[0] += 1
+        progress.update(1)
+
+    try:
+        result = replay_recording(folder, on_frame=on_frame)
+    finally:
+        progress.close()
+        for writer in video:
+            writer.close()
+        if jsonl is not None:
+            jsonl.close()
+    summary: list[str] = []
+    if args.report is not None:
+        from edgepilot.pilot.app.report import run_report
+
+        summary = run_report(folder, args.report)
+    if args.json:
+        print(json.dumps({**result.as_dict(), "report": str(args.report) if args.report else None}), flush=True)
+    else:
+        _print(folder, result, summary)
+    return 0 if result.decisions_match else 1
+
+
+def _print(folder: Path, result, summary: list[str]) -> None:
+    from edgepilot.pilot.record.files import read_manifest
+
+    manifest = read_manifest(folder)
+    name = (manifest.get("vehicle") or {}).get("name", "?")
+    state = "cut short" if result.truncated else "complete"
+    print(f"recording {folder}: {name}, {result.ticks} of {result.recorded_ticks} ticks replayed ({state})")
+    if result.frames:
+        same = "identical to" if result.detection_mismatches == 0 else \
+            f"different from ({result.detection_mismatches} frames)"
+        print(f"perception: {result.frames} frames ({result.video} video), detections {same} the recording")
+    if result.decisions_match:
+        print(f"decisions: {result.decisions} compared, all identical")
+    else:
+        m = result.first_mismatch or {}
+        where = f"tick {m['tick']}" if "tick" in m else f"command {m.get('command')}"
+        print(f"decisions: {result.decisions} compared, DIFFERENT from {where} (t={m.get('t_s', 0):.3f} s): "
+              f"{m.get('what')} recorded {m.get('recorded')}, replayed {m.get('replayed')}")
+    for note in result.notes:
+        print(f"note: {note}")
+    for line in summary:
+        print(line)

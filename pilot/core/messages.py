@@ -22,7 +22,7 @@ class Command:
 
     ``arg`` is centimetres for moves, degrees for turns, cm/s for ``speed``, seconds for ``wait``, a flip direction
     letter for ``flip`` and ``"me"`` or a person's name for ``follow``. Build commands with
-    :func:`pilot.grammar.parse_command`, which validates ranges; this class only holds them.
+    :func:`edgepilot.pilot.core.grammar.parse_command`, which validates ranges; this class only holds them.
     """
 
     verb: str
@@ -70,6 +70,12 @@ class Detection:
     track: int | None = None
     name: str | None = None
     keypoints: tuple[tuple[float, float], ...] = ()
+
+    def to_json(self) -> dict:
+        """The one JSON form of a detection (recordings, ``replay --jsonl``): exact numbers, so a recording's
+        detections compare equal when replayed."""
+        return {"label": self.label, "score": float(self.score), "box": [float(v) for v in self.box],
+                "track": self.track, "name": self.name}
 
     @property
     def center(self) -> tuple[float, float]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pilot.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.clock import Clock, MonotonicClock
 
 log = logging.getLogger(__name__)
 

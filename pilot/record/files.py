@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pilot.errors import InputError
+from edgepilot.pilot.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +168,3 @@ class JsonlWriter:
 def _plain(value: Any) -> Any:
     """numpy scalars (a detector's float32 score) as Python numbers; anything else as its text."""
     return value.item() if hasattr(value, "item") else str(value)
-
-
-def jsonable(value: Any) -> Any:
-    """Paths as strings, tuples as lists, recursively (for dataclasses turned into dicts)."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pilot.errors import InputError
-from pilot.record_io import FLUSH_S, LOSSLESS_VIDEO, VIEWING_VIDEO
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.record.files import FLUSH_S, LOSSLESS_VIDEO, VIEWING_VIDEO
 
 log = logging.getLogger(__name__)
 

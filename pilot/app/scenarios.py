@@ -10,14 +10,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pilot.clock import FakeClock
-from pilot.geometry import CameraModel
-from pilot.messages import Detection, Frame, Seen
-from pilot.runner import Pilot, RunResult
-from robot_car.lane import LaneBehaviour, LaneConfig
-from sim.render import CAR_MOUNT, SimCamera
-from sim.vehicles import SimCar
-from sim.world import Person, World
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.geometry import CameraModel
+from edgepilot.pilot.core.messages import Detection, Frame, Seen
+from edgepilot.pilot.core.runner import Pilot, RunResult
+from edgepilot.robot_car.lane import LaneBehaviour, LaneConfig
+from edgepilot.sim.render import CAR_MOUNT, SimCamera
+from edgepilot.sim.vehicles import SimCar
+from edgepilot.sim.world import Person, World
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,12 @@
     ... pilot.run(script) ...
     recorder.close()
 
-The recorder is a :class:`pilot.runner.RunTap` (it sees every tick's outcome, every command and event) and, to make
+The recorder is a :class:`edgepilot.pilot.core.runner.RunTap` (it sees every tick's outcome, every command and event) and, to make
 a run replayable exactly, it also watches the pilot's inputs where the pilot takes them: :meth:`attach` puts
 recording stand-ins in front of the vehicle (what it answered: ``busy()``, refusals, events), the perception slot
 (every frame published, and which one each read returned), the command inbox (which tick took each voice / keyboard
 command) and the keyboard's velocity pulses. Everything goes through queues to writer threads; the loop's cost per
-tick is building a few small dicts. See :mod:`pilot.record_io` for the folder's files.
+tick is building a few small dicts. See :mod:`edgepilot.pilot.record.files` for the folder's files.
 """
 
 from __future__ import annotations
@@ -27,10 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pilot.clock import FakeClock
-from pilot.errors import EdgepilotError, InputError
-from pilot.messages import Command, Event, Seen, Telemetry, Velocity
-from pilot.record_io import (
+from edgepilot.pilot.core import registry
+from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.config import jsonable, to_dict
+from edgepilot.pilot.core.errors import EdgepilotError, InputError
+from edgepilot.pilot.core.messages import Command, Event, Seen, Telemetry, Velocity
+from edgepilot.pilot.core.runner import CommandRecord, LatestValue, Mode, Pilot
+from edgepilot.pilot.record.files import (
     COMMANDS,
     DETECTIONS,
     EVENTS,
@@ -40,20 +43,10 @@ from pilot.record_io import (
     TICKS,
     VIEWING_VIDEO,
     JsonlWriter,
-    jsonable,
     write_json_atomic,
 )
-from pilot.record_spec import (
-    describe_behaviour,
-    faces_fingerprint,
-    fingerprint,
-    model_files,
-    perception_config,
-    software,
-    to_dict,
-)
-from pilot.record_video import VideoRecorder
-from pilot.runner import CommandRecord, LatestValue, Mode, Pilot
+from edgepilot.pilot.record.spec import faces_fingerprint, fingerprint, software
+from edgepilot.pilot.record.video import VideoRecorder
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +61,6 @@ def velocity_list(velocity: Velocity | None) -> list[float] | None:
 
 def command_dict(command: Command) -> dict:
     return {"verb": command.verb, "arg": command.arg, "source": command.source}
-
-
-def detection_dict(d: Any) -> dict:
-    return {"label": d.label, "score": d.score, "box": list(d.box), "track": d.track, "name": d.name}
 
 
 class Recorder:
@@ -116,7 +105,7 @@ class Recorder:
     # -- wiring ---------------------------------------------------------------------------------------------------
     def attach(self, pilot: Pilot, *, script: Iterable[Command] = (), perception: Any = None) -> None:
         """Record ``pilot``'s run. Call it before the run starts and before anything takes a reference to
-        ``pilot.seen.set``, ``pilot.submit``'s inbox or ``pilot.manual_velocity`` (the perception worker, the
+        ``edgepilot.pilot.seen.set``, ``edgepilot.pilot.submit``'s inbox or ``edgepilot.pilot.manual_velocity`` (the perception worker, the
         keyboard). ``perception`` is the Perception (or its ``process`` method) the run uses, if any."""
         if self._pilot is not None:
             raise RuntimeError("this recorder is already attached to a pilot")
@@ -133,7 +122,7 @@ class Recorder:
             inbox.put_nowait(pilot.inbox.get_nowait())
         pilot.inbox = inbox
         pilot.manual_velocity = self._keys_wrapper(pilot)  # type: ignore[method-assign]
-        config = perception_config(perception)
+        perception = getattr(perception, "__self__", perception)  # its bound ``process`` method -> the part
         self.manifest.update({
             "vehicle": {"name": pilot.name, "kind": pilot.vehicle.kind},
             "pilot": {
@@ -144,18 +133,18 @@ class Recorder:
                 # took its own reference to the vehicle for that tick: the first answers are not all seen.
                 "attached": "before the run" if getattr(pilot, "start_s", None) is None else "during the first tick",
                 "clock": type(pilot.clock).__name__, "script": [command_dict(c) for c in script],
-                "follow_config": to_dict(pilot.follow_config), "behaviour": describe_behaviour(pilot.behaviour),
+                "follow_config": to_dict(pilot.follow_config), "behaviour": registry.describe(pilot.behaviour),
                 "safety": to_dict(pilot.supervisor.config),
             },
-            "perception": to_dict(config),
-            "models": fingerprint(model_files(config)) if config is not None else [],
-            "faces": faces_fingerprint(config.faces_dir) if config is not None else None,
+            "perception": registry.describe(perception),
+            "models": fingerprint(perception.model_files()) if hasattr(perception, "model_files") else [],
+            "faces": faces_fingerprint(getattr(perception, "faces_dir", None)),
         })
         write_json_atomic(self.folder / MANIFEST, self.manifest)
 
     def attach_on_first_frame(self, on_frame: Callable[..., None] | None, perception: Any = None
                               ) -> Callable[..., None]:
-        """For scenarios that build their pilot inside (``sim.scenarios.run_car``): an ``on_frame(frame, seen,
+        """For scenarios that build their pilot inside (``edgepilot.pilot.app.scenarios.run_car``): an ``on_frame(frame, seen,
         pilot)`` callback that attaches on its first call, at the start of the first tick, then calls ``on_frame``."""
 
         def hook(frame: Any, seen: Seen, pilot: Pilot, *rest: Any) -> None:
@@ -194,7 +183,7 @@ class Recorder:
                 "frame": number, "t_s": seen.frame_t_s, "width": seen.width, "height": seen.height,
                 "camera_index": frame.index if frame is not None else None,
                 "source": frame.source if frame is not None else None, "video": video_index,
-                "detections": [detection_dict(d) for d in seen.detections]})
+                "detections": [d.to_json() for d in seen.detections]})
             return number
 
     def _saw(self, seen: Seen | None) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import re
 
-from pilot.errors import CommandRejected
-from pilot.messages import FLIP_DIRECTIONS, MOVE_VERBS, Command
+from edgepilot.pilot.core.errors import CommandRejected
+from edgepilot.pilot.core.messages import FLIP_DIRECTIONS, MOVE_VERBS, Command
 
 MOVE_RANGE_CM = (20, 500)
 TURN_RANGE_DEG = (1, 360)

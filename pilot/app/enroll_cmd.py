@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pilot.errors import InputError
+from edgepilot.pilot.core.errors import InputError
 
 #: A face this much smaller than the biggest one in a photo is background (a poster, a passer-by) and is ignored.
 BACKGROUND_FACE_RATIO = 0.25
@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vision.detectors import FaceDetector
-    from vision.identity import FaceDatabase, FaceEncoder, check_name, default_faces_dir
-    from vision.video_io import read_image
+    from edgepilot.vision.detectors import FaceDetector
+    from edgepilot.vision.identity import FaceDatabase, FaceEncoder, check_name, default_faces_dir
+    from edgepilot.vision.video_io import read_image
 
     name = check_name(args.name)
     faces_dir = args.faces or default_faces_dir()

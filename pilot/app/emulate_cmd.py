@@ -11,7 +11,7 @@ import argparse
 import math
 import time
 
-from pilot.errors import InputError
+from edgepilot.pilot.core.errors import InputError
 
 FAULT_HELP = "seconds after takeoff (0 = off)"
 
@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _world_camera(seed: int):
     """The drone's camera sees the simulator's world at the Tello's 960x720, people and all."""
-    from sim.render import SimCamera
-    from sim.world import World
+    from edgepilot.sim.render import SimCamera
+    from edgepilot.sim.world import World
 
     world = World.build(seed, "drone")
     return lambda drone, clock: SimCamera(world, drone, clock, width=960, height=720)
@@ -56,8 +56,8 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from sim import tello_netns
-    from sim.tello_emulator import EmulatorConfig, TelloEmulator
+    from edgepilot.sim import tello_netns
+    from edgepilot.sim.tello_emulator import EmulatorConfig, TelloEmulator
 
     config = EmulatorConfig(battery_pct=args.battery, video_fps=args.fps, auto_land_s=args.auto_land)
     camera_factory = None if args.test_pattern else _world_camera(args.seed)

@@ -7,10 +7,10 @@ import json
 import logging
 import sys
 
-from pilot.errors import InputError
-from voice.engines import ENGINES, make_recogniser
-from voice.listener import Heard, Transcriber, VoiceConfig
-from voice.vocabulary import Vocabulary, available_languages
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.voice.engines import ENGINES, make_recogniser
+from edgepilot.voice.listener import Heard, Transcriber, VoiceConfig
+from edgepilot.voice.vocabulary import Vocabulary, available_languages
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _print(heard: Heard, as_json: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voice.audio import MicSource, WavSource
+    from edgepilot.voice.audio import MicSource, WavSource
 
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         raise InputError(f"--min-confidence must be 0-1, got {args.min_confidence}")

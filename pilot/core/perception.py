@@ -10,9 +10,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from pilot.errors import EdgepilotError
-from pilot.hal import Camera
-from pilot.messages import Detection, Frame, Seen
+from edgepilot.pilot.core.errors import EdgepilotError
+from edgepilot.pilot.core.hal import Camera
+from edgepilot.pilot.core.messages import Detection, Frame, Seen
 
 log = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from pilot import config
-from pilot.behaviours import FollowConfig
-from pilot.clock import Clock, FakeClock, MonotonicClock
-from pilot.errors import InputError, VehicleError
-from pilot.grammar import NAME_PATTERN, parse_script
-from pilot.hal import Camera, open_vehicle
-from pilot.messages import Command
-from pilot.perception import PerceptionWorker, perceive_once
-from pilot.runner import CommandRecord, Pilot, RunResult
-from pilot.safety import SafetyConfig, Supervisor
+from edgepilot.pilot.core import config
+from edgepilot.pilot.core.behaviours import FollowConfig
+from edgepilot.pilot.core.clock import Clock, FakeClock, MonotonicClock
+from edgepilot.pilot.core.errors import InputError, VehicleError
+from edgepilot.pilot.core.grammar import NAME_PATTERN, parse_script
+from edgepilot.pilot.core.hal import Camera, open_vehicle
+from edgepilot.pilot.core.messages import Command
+from edgepilot.pilot.core.perception import PerceptionWorker, perceive_once
+from edgepilot.pilot.core.runner import CommandRecord, Pilot, RunResult
+from edgepilot.pilot.core.safety import SafetyConfig, Supervisor
 
 #: The verb decides the kind of vehicle; "sim" means the simulated one of that kind.
 SIM_NAMES = {"fly": "sim-drone", "drive": "sim-car"}
@@ -86,8 +86,8 @@ def _plan(args: argparse.Namespace, kind: str) -> list[Command]:
 
 
 def _sim_camera(vehicle, clock: Clock, seed: int) -> Camera:
-    from sim.render import SimCamera
-    from sim.world import World
+    from edgepilot.sim.render import SimCamera
+    from edgepilot.sim.world import World
 
     return SimCamera(World.build(seed, vehicle.kind), vehicle, clock)
 
@@ -97,7 +97,7 @@ def _detector(args: argparse.Namespace, script: list[Command]):
     needs = args.voice or args.keys or args.faces or any(c.verb == "follow" for c in script)
     if not needs:
         return None
-    from vision.pipeline import Perception
+    from edgepilot.vision.pipeline import Perception
 
     perception = Perception(detect=("face", "person"), faces_dir=args.faces, person_every=2)
     return perception.process
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         recorder = _recorder(args, stack)
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
-            from voice.listener import VoiceListener
+            from edgepilot.voice.listener import VoiceListener
 
             listener = VoiceListener(args.voice, engine=args.engine, lang=args.lang)
             stack.callback(listener.stop)
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 def _recorder(args: argparse.Namespace, stack: ExitStack):
     if args.record is None:
         return None
-    from pilot.record import Recorder
+    from edgepilot.pilot.record.recorder import Recorder
 
     recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
     stack.callback(recorder.close)  # registered first: closes last, after perception and the vehicle have stopped
@@ -173,7 +173,7 @@ def _recorder(args: argparse.Namespace, stack: ExitStack):
 def _start_keys(stack: ExitStack, pilot: Pilot):
     import threading
 
-    from pilot.keys import HELP, KeyboardTeleop, cbreak
+    from edgepilot.pilot.app.keys import HELP, KeyboardTeleop, cbreak
 
     quit_event = threading.Event()
     fd = sys.stdin.fileno()

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 
-from pilot.messages import Command, Velocity
+from edgepilot.pilot.core.messages import Command, Velocity
 
 log = logging.getLogger(__name__)
 

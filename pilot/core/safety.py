@@ -24,9 +24,9 @@ import logging
 import math
 from dataclasses import dataclass
 
-from pilot.errors import CommandRejected
-from pilot.grammar import parse_command
-from pilot.messages import HOVER, MOVE_VERBS, Command, Event, Telemetry, Velocity
+from edgepilot.pilot.core.errors import CommandRejected
+from edgepilot.pilot.core.grammar import parse_command
+from edgepilot.pilot.core.messages import HOVER, MOVE_VERBS, Command, Event, Telemetry, Velocity
 
 log = logging.getLogger(__name__)
 

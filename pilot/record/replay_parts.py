@@ -1,4 +1,4 @@
-"""The stand-ins a replay runs the pilot with (see :mod:`pilot.replay_run`).
+"""The stand-ins a replay runs the pilot with (see :mod:`edgepilot.pilot.record.replay`).
 
 The recorded frames (lossless) go through a perception pipeline built from the recorded configuration; a clock
 steps to the recorded tick times; a replay vehicle answers what the real one answered (telemetry, ``busy()``,
@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from pilot import errors
-from pilot.errors import InputError
-from pilot.messages import Command, Event, Frame, Seen, Telemetry, Velocity
-from pilot.record import detection_dict
-from pilot.runner import LatestValue, Pilot
+from edgepilot.pilot.core import errors
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.messages import Command, Event, Frame, Seen, Telemetry, Velocity
+from edgepilot.pilot.core.runner import LatestValue, Pilot
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class FrameFeed:
                 raise EndOfRecording(f"the video ends before frame {n}")
             frame = Frame(image, record["t_s"], record["camera_index"] or 0, record["source"] or "")
             detections = list(self.perception.process(frame)) if self.perception is not None else []
-            if [detection_dict(d) for d in detections] != record["detections"]:
+            if [d.to_json() for d in detections] != record["detections"]:
                 self.detection_mismatches += 1
             self.seen[n] = Seen(record["t_s"], record["width"], record["height"], tuple(detections), frame)
             self.seen.pop(n - 16, None)  # reads only go forward: old frames are done with

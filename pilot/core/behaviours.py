@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from pilot.messages import HOVER, Detection, Seen, Velocity
+from edgepilot.pilot.core.config import from_dict, to_dict
+from edgepilot.pilot.core.messages import HOVER, Detection, Seen, Velocity
 
 
 class Behaviour(Protocol):
@@ -24,7 +25,7 @@ class Behaviour(Protocol):
 
     @property
     def mode(self) -> str:
-        """The pilot's mode it puts the vehicle in: one of :class:`pilot.runner.Mode`'s values."""
+        """The pilot's mode it puts the vehicle in: one of :class:`edgepilot.pilot.core.runner.Mode`'s values."""
 
     def update(self, seen: Seen | None, now_s: float) -> Velocity:
         """The velocity set-point for this tick."""
@@ -98,6 +99,8 @@ class FollowConfig:
 class FollowTarget:
     """Follow ``"me"`` (the largest face, else the largest person) or one enrolled person by name."""
 
+    part_name = "follow"  # in the edgepilot.parts registry: recordings describe it, replay rebuilds it
+
     def __init__(self, who: str, kind: str = "drone", config: FollowConfig | None = None,
                  labels: tuple[str, ...] = ("face", "person")) -> None:
         self.who = who
@@ -115,6 +118,13 @@ class FollowTarget:
         #: The chosen target's box and its centre error (px), for the demo's tracking statistics.
         self.last_target: Detection | None = None
         self.last_error_px: float | None = None
+
+    def describe(self) -> dict:
+        return {"who": self.who, "kind": self.kind, "config": to_dict(self.config), "labels": list(self.labels)}
+
+    @classmethod
+    def rebuild(cls, spec: dict) -> FollowTarget:
+        return cls(spec["who"], spec["kind"], from_dict(FollowConfig, spec["config"]), tuple(spec["labels"]))
 
     @property
     def mode(self) -> str:

@@ -1,0 +1,1 @@
+"""The application: the command line, its verbs, the demo, doctor, reports and HUD. The only layer that imports everything."""
