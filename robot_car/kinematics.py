@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from edgepilot.pilot.core.geometry import wrap_deg
+
 
 @dataclass(frozen=True)
 class DriveCalibration:
@@ -75,10 +77,7 @@ class Odometry:
     @property
     def yaw_deg(self) -> float:
         """Yaw wrapped to (-180, 180]."""
-        wrapped = math.fmod(math.degrees(self.yaw_rad) + 180.0, 360.0)
-        if wrapped <= 0:
-            wrapped += 360.0
-        return wrapped - 180.0
+        return wrap_deg(math.degrees(self.yaw_rad))
 
     def integrate(self, vx_cm_s: float, yaw_rate_deg_s: float, dt_s: float) -> None:
         if dt_s <= 0:

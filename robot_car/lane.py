@@ -215,7 +215,10 @@ class LaneBehaviour:
 
     @classmethod
     def rebuild(cls, spec: dict) -> LaneBehaviour:
-        return cls(from_dict(CameraModel, spec["camera"]), from_dict(LaneConfig, spec["config"]),
+        camera = spec["camera"]
+        if "cx_px" not in camera:  # recorded before edgepilot 0.2, whose lane geometry put the centre at w/2, h/2
+            camera = {**camera, "cx_px": camera["width"] / 2.0, "cy_px": camera["height"] / 2.0}
+        return cls(from_dict(CameraModel, camera), from_dict(LaneConfig, spec["config"]),
                    stop_labels=tuple(spec["stop_labels"]), stop_distance_cm=spec["stop_distance_cm"],
                    clear_s=spec["clear_s"], stale_s=spec["stale_s"], speed_cm_s=spec["speed_cm_s"],
                    min_score=spec["min_score"])

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.geometry import CameraModel
 from edgepilot.pilot.core.messages import Frame
 from edgepilot.sim import textures
 from edgepilot.sim.vehicles import Pose
@@ -31,27 +32,6 @@ NEAR_CM = 1.0
 MIN_CAMERA_HEIGHT_CM = 0.5  # a camera lying on the ground still sees it as a (very oblique) plane
 TELLO_HFOV_DEG = 82.6
 PI_CAMERA_HFOV_DEG = 62.2  # Raspberry Pi Camera Module v2
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics in pixels (no distortion); integer pixel coordinates are pixel centres."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @classmethod
-    def from_hfov(cls, width: int, height: int, hfov_deg: float) -> Intrinsics:
-        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
-        return cls(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
-
-    @property
-    def matrix(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True)
@@ -99,7 +79,7 @@ CAR_MOUNT = CameraMount(height_cm=15.0, pitch_deg=15.0, hfov_deg=PI_CAMERA_HFOV_
 MOUNTS = {"drone": DRONE_MOUNT, "car": CAR_MOUNT}
 
 
-def project_point(camera_pose: CameraPose, intrinsics: Intrinsics, point_xyz_cm: tuple[float, float, float] |
+def project_point(camera_pose: CameraPose, intrinsics: CameraModel, point_xyz_cm: tuple[float, float, float] |
                   np.ndarray, require_in_image: bool = False) -> tuple[float, float] | None:
     """Pixel (u, v) where the world point appears, or None when it is behind the near plane (or, with
     ``require_in_image``, outside the image). Without it, points off to the side give coordinates off the image."""
@@ -113,7 +93,7 @@ def project_point(camera_pose: CameraPose, intrinsics: Intrinsics, point_xyz_cm:
     return float(u), float(v)
 
 
-def face_box_px(camera_pose: CameraPose, intrinsics: Intrinsics, person: Any) -> tuple[float, float, float, float] | None:
+def face_box_px(camera_pose: CameraPose, intrinsics: CameraModel, person: Any) -> tuple[float, float, float, float] | None:
     """Ground-truth face box (x1, y1, x2, y2) of a :class:`edgepilot.sim.world.PersonAt` as the camera sees it (the billboard
     faces the camera), or None when the face centre is behind the camera."""
     x, y, z = person.face_center_cm
@@ -127,11 +107,11 @@ def face_box_px(camera_pose: CameraPose, intrinsics: Intrinsics, person: Any) ->
 
 # ---- the renderer ---------------------------------------------------------------------------------------------------
 class Renderer:
-    """Renders a :class:`World` at a given :class:`Intrinsics`; holds what is worth precomputing (sky, pyramid)."""
+    """Renders a :class:`World` at a given :class:`CameraModel`; holds what is worth precomputing (sky, pyramid)."""
 
     max_mip_levels = 4
 
-    def __init__(self, world: World, intrinsics: Intrinsics) -> None:
+    def __init__(self, world: World, intrinsics: CameraModel) -> None:
         self.world = world
         self.intrinsics = intrinsics
         self.sky = textures.sky_gradient(intrinsics.width, intrinsics.height)
@@ -294,7 +274,7 @@ class SimCamera:
         kind = getattr(vehicle, "kind", "drone")
         base = mount or MOUNTS.get(kind, DRONE_MOUNT)
         self.mount = CameraMount(base.height_cm, base.pitch_deg, hfov_deg or base.hfov_deg)
-        self.intrinsics = Intrinsics.from_hfov(width, height, self.mount.hfov_deg)
+        self.intrinsics = CameraModel(width, height, self.mount.hfov_deg, self.mount.height_cm, self.mount.pitch_deg)
         self.renderer = Renderer(world, self.intrinsics)
         self.start_s = self.clock.now() if start_s is None else float(start_s)
         self.source = f"sim-{kind}"

@@ -26,10 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.geometry import wrap_deg
 from edgepilot.pilot.core.grammar import MOVE_RANGE_CM, SPEED_RANGE_CM_S, TURN_RANGE_DEG
 from edgepilot.pilot.core.hal import Camera
 from edgepilot.pilot.core.messages import MOVE_VERBS, Command, Velocity
-from edgepilot.sim.vehicles import SimDrone, wrap_deg
+from edgepilot.sim.vehicles import SimDrone
 
 log = logging.getLogger(__name__)
 

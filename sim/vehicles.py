@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from edgepilot.pilot.core.clock import Clock, MonotonicClock
 from edgepilot.pilot.core.errors import CommandRejected, VehicleError
+from edgepilot.pilot.core.geometry import wrap_deg
 from edgepilot.pilot.core.messages import HOVER, MOVE_VERBS, Command, Event, Telemetry, Velocity
 
 log = logging.getLogger(__name__)
@@ -28,14 +29,6 @@ class Pose:
     y_cm: float = 0.0
     z_cm: float = 0.0
     yaw_deg: float = 0.0
-
-
-def wrap_deg(angle: float) -> float:
-    """Wrap to (-180, 180]."""
-    wrapped = math.fmod(angle + 180.0, 360.0)
-    if wrapped <= 0:
-        wrapped += 360.0
-    return wrapped - 180.0
 
 
 class _SimBody:

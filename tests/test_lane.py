@@ -78,3 +78,17 @@ def test_car_does_not_stop_for_people_beside_the_road():
     report = run_car(car_world(3, crossings=()), seconds=30.0)
     assert report.laps >= 1.0
     assert report.false_stops == 0 and report.stops_for_person == 0
+
+
+def test_lane_behaviour_describes_and_rebuilds_itself_and_migrates_old_recordings():
+    from edgepilot.pilot.core import registry
+
+    behaviour = LaneBehaviour(MODEL, speed_cm_s=25.0)
+    spec = registry.describe(behaviour)
+    assert spec["type"] == "lane"
+    rebuilt = registry.rebuild(spec)
+    assert type(rebuilt) is LaneBehaviour and rebuilt.describe() == behaviour.describe()
+    assert (rebuilt.camera.cx, rebuilt.camera.cy) == (319.5, 239.5)  # pixel centres: OpenCV's convention
+    # edgepilot 0.1 recorded no principal point; its lane geometry used the image's edge-to-edge centre
+    old = {**spec, "camera": {k: v for k, v in spec["camera"].items() if not k.endswith("_px")}}
+    assert (registry.rebuild(old).camera.cx, registry.rebuild(old).camera.cy) == (320.0, 240.0)

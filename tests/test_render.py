@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.geometry import CameraModel
 from edgepilot.pilot.core.hal import Camera
 from edgepilot.pilot.core.messages import Command
 from edgepilot.sim import textures
 from edgepilot.sim.render import (
     CAR_MOUNT,
     CameraPose,
-    Intrinsics,
     Renderer,
     SimCamera,
     benchmark,
@@ -30,7 +30,7 @@ from edgepilot.sim.world import Person, World
 MAGENTA = (255, 0, 255)
 CYAN_SHIRT = (255, 255, 0)
 BLUE_TROUSERS = (255, 0, 0)
-TELLO = Intrinsics.from_hfov(640, 480, 82.6)
+TELLO = CameraModel(640, 480, 82.6)
 
 
 def marker_person(x: float, y: float, scale: float = 1.0, **kwargs) -> Person:
@@ -91,7 +91,7 @@ def test_intrinsics_from_the_tello_field_of_view():
 ])
 def test_billboard_appears_where_the_pinhole_model_says(empty_drone_world, pose, person_xy, size):
     world = empty_drone_world.with_people(marker_person(*person_xy))
-    intrinsics = Intrinsics.from_hfov(*size, 82.6)
+    intrinsics = CameraModel(*size, 82.6)
     image = Renderer(world, intrinsics).render(pose, 0.0)
     mask = colour_mask(image, MAGENTA)
     assert mask.sum() > 100
@@ -113,7 +113,7 @@ def test_figure_stands_on_the_ground_in_the_car_view(car_world):
     x, y, _ = track.point_at(120.0)
     world = car_world.with_people(marker_person(x, y, scale=0.15))
     pose = CAR_MOUNT.camera_pose(world.start_pose)
-    intrinsics = Intrinsics.from_hfov(640, 480, CAR_MOUNT.hfov_deg)
+    intrinsics = CameraModel(640, 480, CAR_MOUNT.hfov_deg)
     image = Renderer(world, intrinsics).render(pose, 0.0)
     (placed,) = world.people_at(0.0)
     expected = project_point(pose, intrinsics, placed.face_center_cm, require_in_image=True)
@@ -174,7 +174,7 @@ def test_walking_person_moves_across_the_view(empty_drone_world):
 # ---- ground and sky -------------------------------------------------------------------------------------------------
 def test_lane_lines_appear_where_projected(car_world):
     pose = CAR_MOUNT.camera_pose(car_world.start_pose)
-    intrinsics = Intrinsics.from_hfov(640, 480, CAR_MOUNT.hfov_deg)
+    intrinsics = CameraModel(640, 480, CAR_MOUNT.hfov_deg)
     image = Renderer(car_world, intrinsics).render(pose, 0.0)
     half = car_world.track.half_width_cm
     for x in (40.0, 60.0, 90.0):  # the straight runs to x = 100
@@ -260,7 +260,7 @@ def test_sim_camera_on_a_car_uses_the_car_mount(car_world):
     camera = make_sim_camera(car_world, car, clock)
     pose = camera.camera_pose()
     assert (pose.z_cm, pose.pitch_deg) == (CAR_MOUNT.height_cm, CAR_MOUNT.pitch_deg)
-    assert camera.intrinsics.fx == pytest.approx(Intrinsics.from_hfov(640, 480, CAR_MOUNT.hfov_deg).fx)
+    assert camera.intrinsics.fx == pytest.approx(CameraModel(640, 480, CAR_MOUNT.hfov_deg).fx)
     frame = camera.read()
     assert frame.source == "sim-car"
     car.execute(Command("forward", 50))
@@ -308,7 +308,7 @@ def test_billboard_is_not_mirrored(empty_drone_world):
         assert centroid(red)[0] < centroid(green)[0]
 
 
-def ray_cast_billboard(pose: CameraPose, intrinsics: Intrinsics, person: Person, xy: tuple[float, float]
+def ray_cast_billboard(pose: CameraPose, intrinsics: CameraModel, person: Person, xy: tuple[float, float]
                        ) -> np.ndarray:
     """Reference renderer, one ray per pixel: which pixels see the (opaque part of the) person's billboard?"""
     u, v = np.meshgrid(np.arange(intrinsics.width, dtype=float), np.arange(intrinsics.height, dtype=float))
@@ -359,7 +359,7 @@ def test_billboard_close_to_the_camera_matches_a_ray_cast(empty_drone_world, pos
 def test_near_ground_matches_a_ray_cast(car_world, empty_drone_world, kind, pose):
     # Each pixel's ray meets the ground at a point; sample the ground texture there (bilinear, like the renderer).
     world = car_world if kind == "car" else empty_drone_world
-    intrinsics = Intrinsics.from_hfov(640, 480, CAR_MOUNT.hfov_deg if kind == "car" else 82.6)
+    intrinsics = CameraModel(640, 480, CAR_MOUNT.hfov_deg if kind == "car" else 82.6)
     image = Renderer(world, intrinsics).render(pose, 0.0)
     u, v = np.meshgrid(np.arange(640, dtype=float), np.arange(480, dtype=float))
     rays = np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy, np.ones_like(u)], -1)

@@ -2,10 +2,11 @@ import pytest
 
 from edgepilot.pilot.core.clock import FakeClock
 from edgepilot.pilot.core.errors import CommandRejected, VehicleError
+from edgepilot.pilot.core.geometry import wrap_deg
 from edgepilot.pilot.core.grammar import parse_command, parse_script
 from edgepilot.pilot.core.hal import Vehicle
 from edgepilot.pilot.core.messages import Velocity
-from edgepilot.sim.vehicles import Pose, SimCar, SimDrone, wrap_deg
+from edgepilot.sim.vehicles import Pose, SimCar, SimDrone
 
 
 def run_script(vehicle, clock, script):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -107,7 +108,6 @@ def test_replay_video_writes_jsonl_annotated_video_and_summary(tmp_path, faces_d
 
 
 def test_replay_raw_h264(tmp_path, capsys):
-    av = pytest.importorskip("av")
     clip = face_clip(photos()["obama2.jpg"], frames=10, seed=4, zoom=(0.8, 1.0))
     with av.open(str(tmp_path / "in.h264"), "w", format="h264") as container:
         stream = container.add_stream("libx264", rate=int(FPS))

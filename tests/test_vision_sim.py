@@ -8,13 +8,11 @@ import pytest
 from vision_synth import photos
 
 from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.sim import render, vehicles
+from edgepilot.sim import world as world_module
 from edgepilot.vision.detectors import FaceDetector
 from edgepilot.vision.identity import FaceDatabase, FaceEncoder
 from edgepilot.vision.pipeline import Perception
-
-world_module = pytest.importorskip("edgepilot.sim.world")
-render = pytest.importorskip("edgepilot.sim.render")
-vehicles = pytest.importorskip("edgepilot.sim.vehicles")
 
 
 class Approach:

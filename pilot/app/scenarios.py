@@ -11,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgepilot.pilot.core.clock import FakeClock
-from edgepilot.pilot.core.geometry import CameraModel
 from edgepilot.pilot.core.messages import Detection, Frame, Seen
 from edgepilot.pilot.core.runner import Pilot, RunResult
 from edgepilot.robot_car.lane import LaneBehaviour, LaneConfig
-from edgepilot.sim.render import CAR_MOUNT, SimCamera
+from edgepilot.sim.render import SimCamera
 from edgepilot.sim.vehicles import SimCar
 from edgepilot.sim.world import Person, World
 
@@ -94,9 +93,7 @@ def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s
     clock = FakeClock()
     car = SimCar(clock, origin=world.start_pose)
     camera = SimCamera(world, car, clock)
-    model = CameraModel(camera.intrinsics.width, camera.intrinsics.height, camera.mount.hfov_deg,
-                        CAR_MOUNT.height_cm, CAR_MOUNT.pitch_deg)
-    behaviour = LaneBehaviour(model, LaneConfig(half_width_cm=track.half_width_cm), speed_cm_s=speed_cm_s)
+    behaviour = LaneBehaviour(camera.intrinsics, LaneConfig(half_width_cm=track.half_width_cm), speed_cm_s=speed_cm_s)
     report = CarReport(half_width_cm=track.half_width_cm, crossings=crossings)
     pilot_ref: list[Pilot] = []
     progress = {"s": None, "travelled": 0.0}
