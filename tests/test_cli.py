@@ -48,7 +48,7 @@ def test_drive_json(capsys):
         (["drive", "--fast", "--script", "takeoff"], "not a car command"),
         (["fly", "--fast", "--battery", "8", "--script", "takeoff; land"], "takeoff refused"),
         (["fly", "--keys"], "--keys needs an interactive terminal"),
-        (["fly", "--fast", "--follow", "Bob!"], "--follow takes 'me' or a name"),
+        (["fly", "--fast", "--follow", "Bob!"], "--follow takes 'me' or an enrolled person's name"),
         (["fly", "--fast"], "nothing to do"),
         (["fly", "--fast", "--voice", "mic"], "voice and keys need real time"),
     ],

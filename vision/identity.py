@@ -8,9 +8,9 @@ ignored when loading.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepilot.pilot.core.errors import InputError, ModelError
+from edgepilot.pilot.core.grammar import NAME_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ EMBEDDING_SIZE = 128
 #: face_recognition's default tolerance. Measured on its test photos with our BlazeFace boxes: same person
 #: 0.29-0.45 (partial faces included), different people 0.77-0.93 (see the vision README section).
 DEFAULT_THRESHOLD = 0.6
-_NAME = re.compile(r"^\w[\w .'-]{0,63}$")
 
 
 def default_faces_dir() -> Path:
@@ -34,11 +34,40 @@ def default_faces_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "edgepilot" / "faces"
 
 
+def faces_dir_to_use(given: Path | None) -> Path | None:
+    """The face database a run reads: ``--faces`` if given (it must exist), else the default one that
+    ``edgepilot enroll`` writes to, if anybody was enrolled; None when there is none."""
+    if given is not None:
+        given = Path(given).expanduser()
+        if not given.is_dir():
+            raise InputError(f"face database {given} is not a folder; create it with 'edgepilot enroll NAME PHOTO "
+                             f"--faces {given}'")
+        return given
+    default = default_faces_dir()
+    return default if default.is_dir() else None
+
+
 def check_name(name: str) -> str:
     name = name.strip()
-    if not _NAME.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InputError(f"invalid name {name!r}: use 1-64 letters, digits, spaces, '.', '-', '_' or an apostrophe")
     return name
+
+
+def dlib_model_files() -> tuple[Path, Path]:
+    """dlib's 5-point landmark model and ResNet face descriptor, from the face-recognition-models package. Found
+    without importing it: its ``__init__`` needs ``pkg_resources``, which setuptools 81 removed and which Python 3.12+
+    virtual environments do not have."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("face identity needs its models: pip install face-recognition-models")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    files = (folder / "shape_predictor_5_face_landmarks.dat", folder / "dlib_face_recognition_resnet_model_v1.dat")
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise ModelError(f"face-recognition-models lacks {', '.join(missing)}: "
+                         "pip install --force-reinstall face-recognition-models")
+    return files
 
 
 class FaceEncoder:
@@ -47,12 +76,12 @@ class FaceEncoder:
     def __init__(self, jitters: int = 1) -> None:
         try:
             import dlib
-            import face_recognition_models as frm
-        except ImportError as exc:
-            raise ModelError(f"face identity needs {exc.name}: pip install dlib-bin face-recognition-models") from None
+        except ImportError:
+            raise ModelError("face identity needs dlib: pip install dlib-bin") from None
+        landmarks, resnet = dlib_model_files()
         try:
-            self._shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-            self._net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+            self._shape = dlib.shape_predictor(str(landmarks))
+            self._net = dlib.face_recognition_model_v1(str(resnet))
         except RuntimeError as exc:
             raise ModelError(f"cannot load the dlib face models: {exc}") from exc
         self._rectangle = dlib.rectangle

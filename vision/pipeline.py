@@ -22,7 +22,7 @@ from edgepilot.pilot.core.errors import InputError
 from edgepilot.pilot.core.messages import Detection, Frame
 from edgepilot.vision.blaze import FACE_FULL, FACE_SHORT, POSE_DETECTOR
 from edgepilot.vision.detectors import Detector, FaceDetector, PoseDetector
-from edgepilot.vision.identity import DEFAULT_THRESHOLD, FaceDatabase
+from edgepilot.vision.identity import DEFAULT_THRESHOLD, FaceDatabase, dlib_model_files
 from edgepilot.vision.naming import NamingConfig, TrackNamer
 from edgepilot.vision.ssd import SsdDetector, read_labels
 from edgepilot.vision.tracker import Track, Tracker, TrackerConfig
@@ -119,9 +119,7 @@ class Perception:
         if "person" in wanted:
             files.append(model_path(PERSON_MODEL if cfg.person_detector == "ssd" else POSE_DETECTOR.model))
         if cfg.faces_dir is not None:
-            import face_recognition_models as frm
-
-            files += [Path(frm.pose_predictor_five_point_model_location()), Path(frm.face_recognition_model_location())]
+            files += dlib_model_files()
         return files
 
     def _person_detector(self) -> Detector:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgepilot.models import models_dir as models_dir_default
+from edgepilot.pilot.core.errors import ModelError
 
 _MODEL_ROW = re.compile(r"\|\s*`([\w.-]+\.tflite)`.*`([0-9a-f]{64})`")
 
@@ -68,16 +69,14 @@ def check_models(models_dir: Path | None = None) -> Check:
 def check_dlib() -> Check:
     try:
         import dlib
-        import face_recognition_models as frm
 
-        paths = [Path(frm.pose_predictor_five_point_model_location()), Path(frm.face_recognition_model_location())]
-    except ImportError as exc:
-        return Check("face identity", "fail", f"{exc.name} is not installed", "pip install dlib-bin "
-                     "face-recognition-models")
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        return Check("face identity", "fail", f"missing {', '.join(missing)}", "pip install --force-reinstall "
-                     "face-recognition-models")
+        from edgepilot.vision.identity import dlib_model_files
+
+        dlib_model_files()
+    except ImportError:
+        return Check("face identity", "fail", "dlib is not installed", "pip install dlib-bin")
+    except ModelError as exc:
+        return Check("face identity", "fail", str(exc).split(": ")[0], str(exc).split(": ")[-1])
     return Check("face identity", "ok", f"dlib {dlib.__version__}, 5-point + ResNet models")
 
 

@@ -94,12 +94,10 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _perception(args: argparse.Namespace):
-    from edgepilot.vision.identity import default_faces_dir
+    from edgepilot.vision.identity import faces_dir_to_use
     from edgepilot.vision.pipeline import Perception
 
-    faces_dir = args.faces
-    if faces_dir is None and default_faces_dir().is_dir():
-        faces_dir = default_faces_dir()
+    faces_dir = faces_dir_to_use(args.faces)
     return Perception(detect=args.detect or "face", faces_dir=faces_dir, threads=args.threads or 1,
                       face_range=args.face_range or "full", person_detector=args.person_detector or "ssd",
                       person_tiles=args.tiles or 0, model=args.model, labels=args.labels,

@@ -18,7 +18,7 @@ from edgepilot.pilot.core.grammar import NAME_PATTERN, parse_script
 from edgepilot.pilot.core.hal import Camera, open_vehicle
 from edgepilot.pilot.core.messages import Command
 from edgepilot.pilot.core.perception import PerceptionWorker, perceive_once
-from edgepilot.pilot.core.runner import CommandRecord, Pilot, RunResult
+from edgepilot.pilot.core.runner import CommandRecord, Pilot, RunResult, check_follow_name
 from edgepilot.pilot.core.safety import SafetyConfig, Supervisor
 
 #: The verb decides the kind of vehicle; "sim" means the simulated one of that kind.
@@ -67,18 +67,20 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.fast and (args.voice or args.keys):
         raise InputError("--fast runs on a simulated clock; voice and keys need real time: drop --fast")
     if args.follow is not None and not (args.follow == "me" or NAME_PATTERN.fullmatch(args.follow)):
-        raise InputError(f"--follow takes 'me' or a name of lower-case letters, not {args.follow!r}")
+        raise InputError(f"--follow takes 'me' or an enrolled person's name, not {args.follow!r}")
     if not (args.script.strip() or args.voice or args.keys or args.follow):
         raise InputError("nothing to do: give --script, --voice, --keys or --follow")
     if args.keys and not sys.stdin.isatty():
         raise InputError("--keys needs an interactive terminal (stdin is not a TTY)")
-    if args.faces is not None and not args.faces.is_dir():
-        raise InputError(f"face database {args.faces} is not a folder; create it with 'edgepilot enroll'")
 
 
-def _plan(args: argparse.Namespace, kind: str) -> list[Command]:
+def _plan(args: argparse.Namespace, kind: str, names: list[str]) -> list[Command]:
     script = parse_script(args.script) if args.script.strip() else []
+    for command in script:
+        if command.verb == "follow":
+            check_follow_name(str(command.arg), names)  # before takeoff, not in the air
     if args.follow is not None:
+        check_follow_name(args.follow, names)
         if kind == "drone" and not any(c.verb == "takeoff" for c in script):
             script.insert(0, Command("takeoff"))
         script.append(Command("follow", args.follow))
@@ -92,22 +94,31 @@ def _sim_camera(vehicle, clock: Clock, seed: int) -> Camera:
     return SimCamera(World.build(seed, vehicle.kind), vehicle, clock)
 
 
-def _detector(args: argparse.Namespace, script: list[Command]):
+def _detector(args: argparse.Namespace, script: list[Command], faces_dir: Path | None):
     """Perception runs when something must see: following (in the plan, or possibly said), or a face database."""
     needs = args.voice or args.keys or args.faces or any(c.verb == "follow" for c in script)
     if not needs:
         return None
     from edgepilot.vision.pipeline import Perception
 
-    perception = Perception(detect=("face", "person"), faces_dir=args.faces, person_every=2)
+    perception = Perception(detect=("face", "person"), faces_dir=faces_dir, person_every=2)
     return perception.process
+
+
+def _faces(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
+    """The face database (``--faces``, else the one ``edgepilot enroll`` writes to) and who is in it."""
+    from edgepilot.vision.identity import FaceDatabase, faces_dir_to_use
+
+    faces_dir = faces_dir_to_use(args.faces)
+    return faces_dir, (FaceDatabase(faces_dir).names if faces_dir is not None else [])
 
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     simulated = args.vehicle == "sim"
     kind = "drone" if args.verb == "fly" else "car"
-    script = _plan(args, kind)  # before touching any vehicle: a bad script moves nothing
+    faces_dir, names = _faces(args)
+    script = _plan(args, kind, names)  # before touching any vehicle: a bad script moves nothing
     settings = config.load(args.config)
     unknown = set(settings) - {"safety", "follow"}
     if unknown:
@@ -128,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
             listener = VoiceListener(args.voice, engine=args.engine, lang=args.lang)
             stack.callback(listener.stop)
-        detect = _detector(args, script)
+        detect = _detector(args, script, faces_dir)
         vehicle = open_vehicle(SIM_NAMES[args.verb] if simulated else args.vehicle, **options)
         stack.callback(vehicle.close)
         sees = detect is not None or any(c.verb == "photo" for c in script)
@@ -141,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                       supervisor=Supervisor(vehicle.kind, safety), max_duration_s=args.max_duration,
                       on_record=printer, follow_config=follow,
                       perceive=(lambda now: perceive_once(camera, detect)) if args.fast and camera else None,
-                      out_dir=args.out, can_see=detect is not None)
+                      out_dir=args.out, can_see=detect is not None, names=names)
         if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
             recorder.attach(pilot, script=script, perception=detect)
         if camera is not None and not args.fast:

@@ -30,6 +30,9 @@ class Behaviour(Protocol):
     def update(self, seen: Seen | None, now_s: float) -> Velocity:
         """The velocity set-point for this tick."""
 
+    def poll_events(self) -> list[tuple[str, str]]:
+        """(type, detail) of what it has to tell since the last call: a target lost, the lane gone..."""
+
 
 @dataclass(frozen=True)
 class PIDGains:
@@ -72,6 +75,7 @@ class PID:
 
 class FollowState(StrEnum):
     FOLLOWING = "following"
+    CHECKING = "checking"    # following a name: closing in on an unnamed face to see who it is
     HOLDING = "holding"      # target just lost: stay put, it may come back
     SEARCHING = "searching"  # turn slowly towards where it was last seen
     LOST = "lost"            # gave up: hover
@@ -90,6 +94,10 @@ class FollowConfig:
     hold_s: float = 1.0
     search_s: float = 8.0
     search_yaw_deg_s: float = 20.0
+    #: Following a name: a face this wide (fraction of the image) can be recognised (dlib needs about 40 px); one
+    #: that stays unnamed that close for ``identify_s`` is somebody else.
+    identify_size_frac: float = 0.07
+    identify_s: float = 2.5
     yaw: PIDGains = PIDGains(kp=90.0, ki=10.0, kd=8.0, out_limit=60.0, dead_band=0.03)
     climb: PIDGains = PIDGains(kp=60.0, ki=5.0, kd=4.0, out_limit=40.0, dead_band=0.05)
     #: On the relative size error (1 - size / set-point): 0.5 means twice as far as wanted.
@@ -108,6 +116,9 @@ class FollowTarget:
         self.config = config or FollowConfig()
         self.labels = labels
         self.state = FollowState.HOLDING
+        self._events: list[tuple[str, str]] = []
+        self._strangers: set[int] = set()  # tracks of unnamed faces seen close up: not the person to follow
+        self._checking: tuple[int | None, float | None] = (None, None)  # (track, since when close enough to tell)
         self.track: int | None = None
         self._yaw, self._climb, self._approach = (PID(g) for g in (self.config.yaw, self.config.climb,
                                                                    self.config.approach))
@@ -130,12 +141,20 @@ class FollowTarget:
     def mode(self) -> str:
         return "following" if self.state == FollowState.FOLLOWING else "searching"
 
+    def poll_events(self) -> list[tuple[str, str]]:
+        events, self._events = self._events, []
+        return events
+
     def choose(self, detections: tuple[Detection, ...]) -> Detection | None:
         """The detection to follow: the same track as before if it is still there, else the best candidate."""
         for label in self.labels:
             candidates = [d for d in detections if d.label == label]
             if self.who != "me":
-                candidates = [d for d in candidates if d.name == self.who]
+                who = self.who.casefold()
+                named = [d for d in candidates if d.name is not None and d.name.casefold() == who]
+                # Nobody by that name yet: go closer to the faces not yet named (too far to tell who they are).
+                candidates = named or [d for d in candidates if d.name is None and d.track is not None
+                                       and d.track not in self._strangers]
             if not candidates:
                 continue
             same = [d for d in candidates if self.track is not None and d.track == self.track]
@@ -154,7 +173,7 @@ class FollowTarget:
             self.last_error_px = None
             return self._lost(now_s)
 
-        self.state = FollowState.FOLLOWING
+        self._check_identity(target, seen.width, now_s)
         self.track = target.track
         self._last_seen_s = now_s
         cx, cy = target.center
@@ -184,6 +203,22 @@ class FollowTarget:
         self._yaw_cmd_deg_s = yaw
         return Velocity(vx_cm_s=forward, vz_cm_s=climb, yaw_rate_deg_s=yaw)
 
+    def _check_identity(self, target: Detection, width: int, now_s: float) -> None:
+        """Following a name: an unnamed face is only being checked. Close enough to be recognised and still nameless
+        for ``identify_s``, it is somebody else: leave it and look for another."""
+        if self.who == "me" or target.name is not None:
+            self.state = FollowState.FOLLOWING
+            return
+        self.state = FollowState.CHECKING
+        close = (target.box[2] - target.box[0]) / width >= self.config.identify_size_frac
+        if not close or target.track != self._checking[0]:
+            self._checking = (target.track, None if not close else now_s)
+        elif self._checking[1] is None:
+            self._checking = (target.track, now_s)
+        elif now_s - self._checking[1] >= self.config.identify_s:
+            self._strangers.add(target.track)
+            self._events.append(("not_target", f"the face in track {target.track} is not {self.who}: looking on"))
+
     def _lost(self, now_s: float) -> Velocity:
         cfg = self.config
         for pid in (self._yaw, self._climb, self._approach):
@@ -200,5 +235,9 @@ class FollowTarget:
             self.state = FollowState.SEARCHING
             self._yaw_cmd_deg_s = self._last_side * cfg.search_yaw_deg_s
             return Velocity(yaw_rate_deg_s=self._yaw_cmd_deg_s)
+        if self.state != FollowState.LOST:
+            who = "anybody" if self.who == "me" else self.who
+            self._events.append(("target_lost", f"cannot see {who} for {cfg.hold_s + cfg.search_s:g} s: hovering; "
+                                                "waiting for a command"))
         self.state = FollowState.LOST
         return HOVER

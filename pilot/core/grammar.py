@@ -19,7 +19,9 @@ MOVE_RANGE_CM = (20, 500)
 TURN_RANGE_DEG = (1, 360)
 SPEED_RANGE_CM_S = (10, 100)
 WAIT_RANGE_S = (0.0, 600.0)
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+#: A person's name, as enrolled (``edgepilot enroll``) and as said after "follow": a letter of any script, then letters, digits,
+#: spaces, '.', '-', '_' and apostrophes, 1-64 characters. Names compare without regard to case.
+NAME_PATTERN = re.compile(r"[^\W\d_][\w .'-]{0,63}")
 
 _BARE = {
     "takeoff": "takeoff",
@@ -127,9 +129,10 @@ def parse_command(text: str, source: str = "script") -> Command:
             return Command("flip", _FLIP_WORDS[words[1]], source)
         raise CommandRejected(f"{line!r}: flip needs one direction: {' | '.join(FLIP_DIRECTIONS)}")
     if words[0] == "follow":
-        if len(words) == 2 and (words[1] == "me" or NAME_PATTERN.fullmatch(words[1])):
-            return Command("follow", words[1], source)
-        raise CommandRejected(f"{line!r}: say 'follow me' or 'follow <name>' (a name is one word of letters)")
+        who = " ".join(words[1:])
+        if who == "me" or NAME_PATTERN.fullmatch(who):
+            return Command("follow", who, source)
+        raise CommandRejected(f"{line!r}: say 'follow me' or 'follow <name>' (an enrolled person's name)")
 
     if match := _SPEED_RE.fullmatch(line):
         value = _number(match, _SPEED_UNITS, line)

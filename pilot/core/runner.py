@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -105,6 +105,17 @@ class RunResult:
         }
 
 
+def check_follow_name(who: str, names: Sequence[str] | None) -> None:
+    """Refuse to follow a name nobody is enrolled under (names compare without regard to case)."""
+    if who == "me" or names is None or who.casefold() in {n.casefold() for n in names}:
+        return
+    if not names:
+        raise CommandRejected(f"cannot follow {who!r}: nobody is enrolled; add them with "
+                              f"'edgepilot enroll {who} PHOTO.jpg'")
+    raise CommandRejected(f"cannot follow {who!r}: not enrolled (enrolled: {', '.join(names)}); add them with "
+                          f"'edgepilot enroll {who} PHOTO.jpg'")
+
+
 class Pilot:
     """Runs a vehicle from a script and from commands submitted by other threads (voice, keyboard)."""
 
@@ -125,6 +136,7 @@ class Pilot:
         out_dir: Path | None = None,
         tap: RunTap | None = None,
         can_see: bool | None = None,
+        names: Sequence[str] | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.name = name or vehicle.kind
@@ -139,6 +151,8 @@ class Pilot:
         self.tap = tap
         #: Whether perception runs (inline through ``perceive`` or on a thread publishing to :attr:`seen`).
         self.can_see = perceive is not None if can_see is None else can_see
+        #: The people perception can name (``follow NAME`` is refused for anybody else); None: not checked.
+        self.names = None if names is None else tuple(names)
         #: The clock's time when :meth:`run` started; ticks' ``t_s`` count from it (the recorder needs it exactly).
         self.start_s: float | None = None
         self._sent: Velocity | None = None  # the set-point sent this tick, for the tap
@@ -259,6 +273,8 @@ class Pilot:
             self.send_velocity(manual, telemetry, now_s)
         elif self.behaviour is not None and not vehicle.busy():
             self.send_velocity(self.behaviour.update(self.seen.get(), now_s), telemetry, now_s)
+            for kind, detail in getattr(self.behaviour, "poll_events", list)():
+                self._event(t_s, kind, detail)
         self._keep_setpoint(telemetry, now_s)
         self.mode = self._derive_mode(telemetry)
         if self.tap is not None:
@@ -323,6 +339,7 @@ class Pilot:
             raise CommandRejected(f"{command.text!r} needs the drone in the air: take off first")
         if not self.can_see:
             raise CommandRejected(f"{command.text!r} needs a camera and perception (not available in this run)")
+        check_follow_name(str(command.arg), self.names)
         if self.vehicle.busy():
             self.vehicle.execute(Command("stop", None, command.source))
         self.behaviour = FollowTarget(str(command.arg), self.vehicle.kind, self.follow_config)

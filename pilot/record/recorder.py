@@ -128,7 +128,7 @@ class Recorder:
             "pilot": {
                 "name": pilot.name, "kind": pilot.vehicle.kind, "hz": pilot.loop.hz, "max_ticks": pilot.loop.max_ticks,
                 "max_duration_s": pilot.max_duration_s, "perceive": pilot.perceive is not None,
-                "can_see": getattr(pilot, "can_see", None),
+                "can_see": getattr(pilot, "can_see", None), "names": pilot.names,
                 # A scenario that builds its pilot inside can only be joined during the first tick, after the pilot
                 # took its own reference to the vehicle for that tick: the first answers are not all seen.
                 "attached": "before the run" if getattr(pilot, "start_s", None) is None else "during the first tick",
