@@ -114,3 +114,12 @@ def test_fly_follow_me_in_the_simulator(capsys):
     assert [c["command"] for c in report["commands"]] == ["takeoff", "follow me"]
     # The default world's first person stands 3 m ahead: the drone closed in to a following distance and landed.
     assert 80 < report["final"]["x_cm"] < 260 and report["final"]["flying"] is False
+
+
+def test_keys_without_termios_is_one_clear_line(capsys, monkeypatch):
+    """Windows has no termios: --keys says so instead of a traceback."""
+    monkeypatch.setitem(sys.modules, "termios", None)  # what importing it does on Windows: ImportError
+    code, _, err = run_cli(capsys, "fly", "--keys")
+    assert code == 2 and err.strip().splitlines() == [
+        "edgepilot fly: --keys needs a POSIX terminal (Linux, macOS, Raspberry Pi OS); on Windows run edgepilot in "
+        "WSL, or drive with --script / --voice"]

@@ -70,6 +70,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--follow takes 'me' or an enrolled person's name, not {args.follow!r}")
     if not (args.script.strip() or args.voice or args.keys or args.follow):
         raise InputError("nothing to do: give --script, --voice, --keys or --follow")
+    if args.keys:
+        try:
+            import termios  # noqa: F401 - POSIX only
+        except ImportError:
+            raise InputError("--keys needs a POSIX terminal (Linux, macOS, Raspberry Pi OS); on Windows run edgepilot "
+                             "in WSL, or drive with --script / --voice") from None
     if args.keys and not sys.stdin.isatty():
         raise InputError("--keys needs an interactive terminal (stdin is not a TTY)")
 
