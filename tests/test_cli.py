@@ -79,6 +79,7 @@ def test_unknown_verb_and_help(capsys):
     assert "--script" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_fly_by_voice_from_a_wav_file(capsys, tmp_path):
     """`fly --voice FILE.wav`: the bundled "take off" and "land" recordings, heard in real time, fly the sim drone."""
     import wave
@@ -107,6 +108,7 @@ def test_fly_by_voice_from_a_wav_file(capsys, tmp_path):
     assert report["final"]["flying"] is False
 
 
+@pytest.mark.slow
 def test_fly_follow_me_in_the_simulator(capsys):
     code, out, err = run_cli(capsys, "fly", "--fast", "--follow", "me", "--max-duration", "12", "--json")
     assert code == 0, err

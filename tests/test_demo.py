@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from edgepilot.pilot.app.cli import main
+
+pytestmark = pytest.mark.slow
 
 
 def run_demo(capsys, *argv):

@@ -64,6 +64,7 @@ def test_person_in_the_path_stops_the_car_and_a_person_beside_it_does_not():
     assert behaviour.update(Seen(1.6, 640, 480, (), frame), 3.0).is_zero
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_car_laps_in_its_lane_and_stops_for_every_crossing_person(seed):
     report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=40.0, crossings=2)
@@ -74,6 +75,7 @@ def test_car_laps_in_its_lane_and_stops_for_every_crossing_person(seed):
     assert report.collisions == 0
 
 
+@pytest.mark.slow
 def test_car_does_not_stop_for_people_beside_the_road():
     report = run_car(car_world(3, crossings=()), seconds=30.0)
     assert report.laps >= 1.0

@@ -27,6 +27,8 @@ from edgepilot.pilot.record.replay import replay_recording
 from edgepilot.pilot.record.video import VideoRecorder, read_frames
 from edgepilot.sim.vehicles import SimDrone
 
+pytestmark = pytest.mark.slow
+
 FLIGHT_S = 5.0
 
 

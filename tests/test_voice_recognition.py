@@ -52,12 +52,14 @@ def score(recogniser, entries: list[Item]) -> tuple[int, int, list[str]]:
     return right, wrong, notes
 
 
+@pytest.mark.slow
 def test_clean_commands_are_all_right(sphinx) -> None:
     entries = list(items("clean", every=3))
     right, wrong, notes = score(sphinx, entries)
     assert right == len(entries), notes  # all 100: 100 right (bench_voice.py)
 
 
+@pytest.mark.slow
 def test_noisy_commands(sphinx) -> None:
     """Pink noise 15 dB below the speech. Measured on all 100: see the README; far better than the 52 right before
     the noise reduction and number grammar were reworked, but a few are still heard wrongly."""
@@ -67,6 +69,7 @@ def test_noisy_commands(sphinx) -> None:
     assert right >= 0.8 * len(entries), notes
 
 
+@pytest.mark.slow
 def test_speech_that_is_no_command_rarely_moves_the_drone(sphinx) -> None:
     """Sentences forced into the command graph fit it far worse than free phones do (the fit test). Besides one-word
     near-homophones of the safety words ("hand" -> land, "top" -> stop), which cannot be told apart by sound and only

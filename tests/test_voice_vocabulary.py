@@ -104,6 +104,7 @@ def test_each_unit_offers_exactly_the_valid_numbers(en: Vocabulary) -> None:
             assert (en.command_text(spoken.split()) is not None) == valid, spoken
 
 
+@pytest.mark.slow
 @given(st.integers(min_value=0, max_value=999))
 def test_every_integer_reads_back(n: int) -> None:
     for lang in ("en", "ko"):
