@@ -1,11 +1,9 @@
-"""The Tello backend: :class:`edgepilot.pilot.core.hal.Vehicle` over djitellopy (unmodified).
+"""The Tello backend: a :class:`edgepilot.pilot.core.hal.Vehicle` over our UDP link (:mod:`edgepilot.drone.tello_link`).
 
-djitellopy provides the UDP transport, its receiver threads, the state parser, ``rc`` and the video URL. Commands do
-not go through its blocking ``send_control_command``: that blocks the caller for up to 7 s per try, re-sends a move
-whose reply was lost (the drone would move twice), takes the first reply in the queue as the answer (a late reply
-answers the wrong command) and counts "unknown command: look" as success because it contains "ok". Instead a command
-is sent as one datagram and a monitor thread (200 Hz) matches the reply, stamps state packets (``last_state_s``),
-dead-reckons x/y, expires stale ``rc`` set-points and keeps djitellopy's state thread alive. The loop never blocks.
+A command is sent as one datagram and never waited for: a monitor thread (woken by each datagram, at least 200 Hz)
+matches the reply to the one command in flight, turns each state packet into telemetry stamped with its arrival time
+(``last_state_s``, which the supervisor's link-loss check reads), dead-reckons x/y and expires stale ``rc`` set-points.
+The loop never blocks. Video is :class:`edgepilot.drone.tello_video.TelloCamera`.
 """
 
 from __future__ import annotations
@@ -15,11 +13,13 @@ import math
 import threading
 from dataclasses import dataclass, field, replace
 
-from edgepilot.drone import djitellopy_link as link
+from edgepilot.drone.tello_link import TelloLink, check_port_free
 from edgepilot.drone.tello_protocol import (
+    CONTROL_PORT,
     DEFAULT_HOST,
     STATE_PORT,
     VIDEO_PORT,
+    VIDEO_URL,
     Reply,
     body_velocity_cm_s,
     number,
@@ -29,10 +29,22 @@ from edgepilot.drone.tello_protocol import (
 )
 from edgepilot.pilot.core.clock import Clock, MonotonicClock
 from edgepilot.pilot.core.errors import CommandRejected, LinkLost, VehicleError
+from edgepilot.pilot.core.geometry import wrap_deg
 from edgepilot.pilot.core.grammar import MOVE_RANGE_CM, SPEED_RANGE_CM_S, TURN_RANGE_DEG
 from edgepilot.pilot.core.messages import FLIP_DIRECTIONS, MOVE_VERBS, Command, Event, Telemetry, Velocity
 
 log = logging.getLogger(__name__)
+
+# From djitellopy (unmodified, still a dependency) we use what its public API gives without opening a socket: the SDK's
+# ports, the drone's address and the video address, as class constants (via tello_protocol); it is also the reference
+# client our emulator is checked against (tests/test_tello_e2e.py). Everything else is ours, because a ``Tello`` object
+# cannot be made here: its constructor binds UDP 8889/8890 in module-level sockets and threads that no public method
+# closes (a second connection in one process, or anyone else on those ports, fails until the process exits), and its
+# sends, rc and ``get_current_state`` all need that object. Its blocking ``send_control_command`` would not do anyway
+# (up to 7 s per try; re-sends a move whose reply was lost; takes the first queued reply as the answer; counts
+# "unknown command: look" as success). ``Tello.parse_state`` is documented as internal, logs an error per malformed
+# field and keeps unknown values as strings: tello_protocol.parse_state returns finite floats from any bytes. So the
+# transport is tello_link (why in detail there), the wire format tello_protocol, the video decoder tello_video.
 
 DRONE_VERBS = ("takeoff", "land", "stop", "emergency", "speed", "flip", "cw", "ccw", *MOVE_VERBS)
 #: Commands that may interrupt one in progress (the drone answers the interrupted one "forced stop").
@@ -44,6 +56,8 @@ WIFI_HINT = ("join this computer to the Tello's Wi-Fi (TELLO-XXXXXX), switch the
 @dataclass(frozen=True)
 class TelloConfig:
     host: str = DEFAULT_HOST
+    #: The drone's command port (an emulator on a plain address may listen elsewhere); replies come back to our 8889.
+    port: int = CONTROL_PORT
     video: bool = True
     connect_timeout_s: float = 3.0
     first_state_timeout_s: float = 2.0
@@ -80,37 +94,29 @@ class TelloVehicle:
         self._speed_cm_s = 10.0  # the slowest the drone may be set to, until we set it: generous timeouts
         self._last_rc: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._last_rc_s = 0.0
-        self._state_obj: object = None
         self._yaw0: float | None = None
         self._x = self._y = 0.0
         self._telemetry: Telemetry | None = None
         self._landed_by_reply = False  # the drone said "ok" to land: down, even if no state confirms it
         self._state_count = 0
+        self._state_seq = 0  # the link's number of the last state packet handled
         self._send_errors = 0
         self._closed = False
         self._stop = threading.Event()
-        self._tello = None
-        self._udp: dict = {}
-        self._state_thread: threading.Thread | None = None
-        self._state_socket = None  # djitellopy's state socket, kept to close it if its thread dies
+        self._link: TelloLink | None = None
         self._monitor = threading.Thread(target=self._run_monitor, name="tello-monitor", daemon=True)
 
     # -- connecting -------------------------------------------------------------------------------------------------
     def connect(self) -> TelloVehicle:
-        from djitellopy import Tello
-
+        """Bind the ports, enter SDK mode, wait for the first state (and video). Raises a clear LinkLost or
+        VehicleError (a port in use, no reply, no state), with every socket closed again."""
+        if self._closed or self._link is not None:
+            raise VehicleError("a TelloVehicle connects once; make a new one")
         host = self.config.host
-        link.quiet_djitellopy_logging()
-        if not link.sockets_open():
-            link.check_ports_free((8889, STATE_PORT, VIDEO_PORT) if self.config.video else (8889, STATE_PORT))
+        if self.config.video:
+            check_port_free(VIDEO_PORT)  # PyAV would only retry quietly on a taken port
+        self._link = TelloLink(host, drone_port=self.config.port, clock=self.clock).open()
         try:
-            self._tello = Tello(host=host, retry_count=1)
-        except OSError as exc:
-            raise VehicleError(f"cannot open the Tello's UDP ports: {exc.strerror}") from None
-        try:
-            self._udp = self._tello.get_own_udp_object()
-            self._state_thread = link.receiver_threads().get(link.STATE_RECEIVER)
-            self._state_socket = link.wait_state_socket(self._state_thread)
             self._monitor.start()
             reply = self._request("command", self.config.connect_timeout_s / 3, tries=3)
             if reply is None:
@@ -138,7 +144,7 @@ class TelloVehicle:
         if reply is None or not reply.ok:
             raise VehicleError(f"the Tello did not start its video ({reply.text if reply else 'no reply'}); "
                                f"update its firmware with the Tello app, or fly with video off")
-        self.camera = TelloCamera(self._tello.get_udp_video_address(), self.clock)
+        self.camera = TelloCamera(VIDEO_URL, self.clock)
         if not self.camera.wait_first_frame(self.config.first_frame_timeout_s):
             self._event("video_missing", f"no video on UDP {VIDEO_PORT} within {self.config.first_frame_timeout_s:g}"
                                          f" s: a firewall may be blocking it; flying on without pictures")
@@ -204,7 +210,7 @@ class TelloVehicle:
         if self._closed:
             return
         try:
-            if self._tello is not None and self.telemetry().flying:
+            if self._link is not None and self.telemetry().flying:
                 self._land_for_close()
                 packets = self._state_count
                 self._wait(lambda: self._state_count > packets, 0.3)  # end with a current state
@@ -279,51 +285,58 @@ class TelloVehicle:
 
     def _send(self, text: str) -> bool:
         try:
-            self._tello.send_command_without_return(text)
+            self._link.send(text)
             return True
-        except OSError as exc:  # Wi-Fi gone: the link-loss failsafe takes it from here, the loop goes on
+        except (OSError, VehicleError) as exc:  # Wi-Fi gone: the link-loss failsafe takes over, the loop goes on
             self._send_errors += 1
             if self._send_errors in (1, 10, 100):
-                log.warning("cannot send %r to the Tello: %s", text, exc.strerror)
+                log.warning("cannot send %r to the Tello: %s", text, _reason(exc))
             return False
 
     def _send_rc(self, rc: tuple[int, int, int, int]) -> None:
         try:
-            self._tello.send_rc_control(*rc)
-        except OSError as exc:
+            self._link.send_rc(*rc)
+        except (OSError, VehicleError) as exc:
             self._send_errors += 1
             if self._send_errors in (1, 10, 100):
-                log.warning("cannot send rc to the Tello: %s", exc.strerror)
+                log.warning("cannot send rc to the Tello: %s", _reason(exc))
 
-    # -- the monitor thread: replies, state, rc expiry, djitellopy's health -----------------------------------------
+    # -- the monitor thread: replies, state, reply deadlines, rc expiry --------------------------------------------
     def _run_monitor(self) -> None:
-        checks = 0
-        while not self._stop.wait(self.config.poll_period_s):
+        link = self._link
+        while not self._stop.is_set():
+            link.wait(self.config.poll_period_s)  # returns at once when a datagram arrives
+            if self._stop.is_set():
+                return
             try:
+                self._poll_link()
                 now = self.clock.now()
-                self._poll_state(now)
-                self._poll_replies(now)
+                self._check_deadline(now)
                 self._check_rc_expiry(now)
-                checks += 1
-                if checks % 20 == 0:
-                    self._check_state_receiver()
             except Exception:  # noqa: BLE001 - the monitor must outlive any surprise; it is logged
                 log.exception("tello monitor: unexpected error")
 
-    def _poll_state(self, now: float) -> None:
-        state = self._udp.get("state")
-        if state is self._state_obj or not state:
-            return  # djitellopy replaces the dict on every packet, so identity tells a new packet
-        self._state_obj = state
+    def _poll_link(self) -> None:
+        packet = self._link.latest_state()
+        if packet is not None and packet.seq != self._state_seq:
+            self._state_seq = packet.seq
+            self._on_state(packet.state, packet.t_s)
+        for received in self._link.take_replies():
+            self._on_reply(received.data)
+
+    def _on_state(self, state: dict, now: float) -> None:
+        """One state packet that arrived at ``now``: telemetry, dead reckoning, and a land confirmed from the ground."""
+        if not state:
+            return
         with self._lock:
             previous = self._telemetry
-            dt = min(0.5, now - previous.last_state_s) if previous else 0.0
+            dt = max(0.0, min(0.5, now - previous.last_state_s)) if previous else 0.0
             yaw_abs = yaw_rep103_deg(state)
             if self._yaw0 is None and yaw_abs is not None:
                 self._yaw0 = yaw_abs
             yaw = previous.yaw_deg if previous else 0.0
             if yaw_abs is not None:
-                yaw = _wrap(yaw_abs - (self._yaw0 or 0.0))
+                yaw = wrap_deg(yaw_abs - (self._yaw0 or 0.0))
             forward, left, up = body_velocity_cm_s(state)
             c, s = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
             vx, vy = c * forward - s * left, s * forward + c * left
@@ -347,30 +360,31 @@ class TelloVehicle:
                 pending.reply = Reply("ok", "on the ground (from state)")
                 pending.done.set()
 
-    def _poll_replies(self, now: float) -> None:
-        responses = self._udp.get("responses")
-        while responses:
-            reply = parse_reply(responses.pop(0))
-            with self._lock:
-                if reply.kind == "forced_stop" and self._abandoned > 0:
-                    self._abandoned -= 1
-                    continue
-                pending = self._pending
-                if pending is None:
-                    log.debug("tello: reply %r with no command waiting (late or duplicate)", reply.text)
-                    continue
-                self._pending = None
-                pending.reply = reply
-                if reply.ok and pending.verb == "speed":
-                    self._speed_cm_s = float(pending.text.split()[1])
-                if reply.ok and pending.verb == "land":
-                    self._landed_by_reply = True
-                if pending.verb == "takeoff":
-                    self._landed_by_reply = False
-                if not reply.ok and pending.verb not in ("command", "streamon"):
-                    self._event("command_failed", f"the Tello refused {pending.text!r}: {reply.text}",
-                                {"command": pending.text, "reply": reply.text})
-                pending.done.set()
+    def _on_reply(self, data: bytes) -> None:
+        """One datagram on the control port: the answer to the command in flight, or an expected "forced stop"."""
+        reply = parse_reply(data)
+        with self._lock:
+            if reply.kind == "forced_stop" and self._abandoned > 0:
+                self._abandoned -= 1
+                return
+            pending = self._pending
+            if pending is None:
+                log.debug("tello: reply %r with no command waiting (late or duplicate)", reply.text)
+                return
+            self._pending = None
+            pending.reply = reply
+            if reply.ok and pending.verb == "speed":
+                self._speed_cm_s = float(pending.text.split()[1])
+            if reply.ok and pending.verb == "land":
+                self._landed_by_reply = True
+            if pending.verb == "takeoff":
+                self._landed_by_reply = False
+            if not reply.ok and pending.verb not in ("command", "streamon"):
+                self._event("command_failed", f"the Tello refused {pending.text!r}: {reply.text}",
+                            {"command": pending.text, "reply": reply.text})
+            pending.done.set()
+
+    def _check_deadline(self, now: float) -> None:
         with self._lock:
             pending = self._pending
             if pending is not None and now > pending.deadline_s:
@@ -390,13 +404,6 @@ class TelloVehicle:
             self._event("rc_expired", f"no new velocity for {self.config.rc_expire_s:g} s: hovering")
             self._send_rc((0, 0, 0, 0))
 
-    def _check_state_receiver(self) -> None:
-        thread = self._state_thread
-        if thread is not None and not thread.is_alive() and not self._stop.is_set():
-            self._event("state_receiver_restarted",
-                        "djitellopy's state thread died (an undecodable datagram on UDP 8890); restarted it")
-            self._state_thread, self._state_socket = link.restart_state_receiver(self._state_socket)
-
     # -- helpers ----------------------------------------------------------------------------------------------------
     def _wait(self, condition, timeout_s: float) -> bool:
         deadline = self.clock.now() + timeout_s
@@ -412,7 +419,7 @@ class TelloVehicle:
             self._events.append(Event(self.clock.now(), type_, detail, data or {}))
 
     def _check_open(self) -> None:
-        if self._closed or self._tello is None:
+        if self._closed or self._link is None:
             raise VehicleError("the Tello connection is closed")
 
     def _shutdown(self) -> None:
@@ -422,11 +429,8 @@ class TelloVehicle:
             self._monitor.join(timeout=1.0)
         if self.camera is not None:
             self.camera.close()
-        if self._tello is not None:
-            # djitellopy's __del__ lands a drone it thinks is flying and stops a stream it thinks is on; we did both.
-            self._tello.is_flying = False
-            self._tello.stream_on = False
-        link.shutdown()
+        if self._link is not None:
+            self._link.close()  # frees UDP 8889 and 8890 at once
 
 
 def sdk_text(command: Command) -> str:
@@ -446,11 +450,8 @@ def sdk_text(command: Command) -> str:
     return f"{verb} {int(arg)}"
 
 
-def _wrap(angle: float) -> float:
-    wrapped = math.fmod(angle + 180.0, 360.0)
-    if wrapped <= 0:
-        wrapped += 360.0
-    return wrapped - 180.0
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def make_tello(clock: Clock | None = None, host: str = DEFAULT_HOST, video: bool = True, **_: object) -> TelloVehicle:

@@ -1,7 +1,8 @@
 """The Tello SDK 2.0 wire format as the client reads and writes it (the emulator, edgepilot.sim.tello_emulator,
 has its own drone-side reading of the SDK document, so the two check each other).
 
-Pure functions, no sockets and no djitellopy import, so the fuzz tests can hammer them directly.
+Pure functions, no sockets, so the fuzz tests can hammer them directly. The SDK's ports and addresses are djitellopy's
+public class constants (importing djitellopy opens nothing; only constructing a ``Tello`` binds its sockets).
 
 Frames: edgepilot uses ROS REP-103 (x forward, y left, z up, yaw counter-clockwise positive). The Tello reports in
 its own aircraft frame: ``vgx`` forward, ``vgy`` right, ``vgz`` down (decimetres per second), ``yaw`` clockwise
@@ -13,12 +14,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from djitellopy import Tello
+
 from edgepilot.pilot.core.messages import Velocity
 
-CONTROL_PORT = 8889
-STATE_PORT = 8890
-VIDEO_PORT = 11111
-DEFAULT_HOST = "192.168.10.1"
+#: The drone listens for commands here, and the client receives replies on the same port number.
+CONTROL_PORT: int = Tello.CONTROL_UDP_PORT
+#: The drone sends state to this port of the client.
+STATE_PORT: int = Tello.STATE_UDP_PORT
+#: The drone sends its H.264 stream to this port of the client.
+VIDEO_PORT: int = Tello.VS_UDP_PORT
+#: The drone's address on its own Wi-Fi.
+DEFAULT_HOST: str = Tello.TELLO_IP
+#: Where PyAV reads the stream (the address ``Tello.get_udp_video_address`` builds from the same constants).
+VIDEO_URL = f"udp://@{Tello.VS_UDP_IP}:{VIDEO_PORT}"
 #: rc stick value 100 means this speed. The Tello documents no unit for rc; we define one so that the backend and the
 #: emulator (edgepilot.sim.tello_emulator.FULL_STICK_CM_S) agree, and the supervisor's clamps (100 cm/s, 100 deg/s) map onto the full stick range.
 RC_FULL_SCALE_CM_S = 100.0
@@ -58,7 +67,7 @@ def parse_state(data: bytes | str) -> dict[str, float]:
 
 
 def number(state: dict, key: str, default: float | None = None) -> float | None:
-    """A finite number from a parsed state dict (djitellopy's or ours), else ``default``."""
+    """A finite number from a state dict, else ``default`` (bools, strings and non-finite values count as missing)."""
     value = state.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return default

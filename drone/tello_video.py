@@ -3,7 +3,7 @@ frame only, each frame stamped with the time it was decoded so its age is known.
 
 Why not djitellopy's ``BackgroundFrameRead``: it converts through PIL to RGB (our frames are BGR), stamps nothing
 (frame age unknown), and its thread can only stop after one more frame arrives, so a frozen stream hangs shutdown.
-The stream URL still comes from djitellopy (:meth:`Tello.get_udp_video_address`).
+The stream address is djitellopy's (:data:`edgepilot.drone.tello_protocol.VIDEO_URL`, from its class constants).
 """
 
 from __future__ import annotations

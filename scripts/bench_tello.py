@@ -3,14 +3,16 @@
     sudo python scripts/bench_tello.py [--seconds 5]
 
 The emulator runs as its own process (``edgepilot emulate-tello``, in the 192.168.10.1 network namespace, so it
-needs root), the client is the real backend over unmodified djitellopy. Round trips are shown side by side with
-djitellopy's own blocking ``send_command_with_return`` (which polls every 0.1 s). Frame age is glass-to-decode: the
+needs root), the client is edgepilot's Tello backend. Round trips are shown side by side with unmodified
+djitellopy's own blocking ``send_command_with_return`` (which polls every 0.1 s), run in a child process first
+(a djitellopy client keeps UDP 8889/8890 until its process exits). Frame age is glass-to-decode: the
 emulator stamps each frame with CLOCK_MONOTONIC before encoding, the client reads the stamp after decoding.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -30,24 +32,29 @@ def stats(values_ms: list[float]) -> str:
     return f"median {np.median(array):7.1f} ms  p95 {np.percentile(array, 95):7.1f} ms  (n={len(array)})"
 
 
+_DJITELLOPY_PROBE = """
+import json, logging, sys, time
+from djitellopy import Tello
+Tello.LOGGER.setLevel(logging.WARNING)
+tello = Tello()
+tello.connect()
+times = []
+for _ in range(int(sys.argv[1])):
+    started = time.perf_counter()
+    tello.send_command_with_return("battery?")
+    times.append((time.perf_counter() - started) * 1000)
+print(json.dumps(times))
+"""
+
+
 def djitellopy_round_trips(count: int) -> list[float]:
-    """djitellopy's own blocking path (before our backend takes the sockets), for comparison."""
-    from djitellopy import Tello
-
-    from edgepilot.drone import djitellopy_link
-
-    djitellopy_link.quiet_djitellopy_logging()
-    tello = Tello()
-    try:
-        tello.connect()
-        theirs = []
-        for _ in range(count):
-            started = time.perf_counter()
-            tello.send_command_with_return("battery?")
-            theirs.append((time.perf_counter() - started) * 1000)
-        return theirs
-    finally:
-        djitellopy_link.shutdown()
+    """djitellopy's own blocking path, in a child process (it frees the ports only when its process ends)."""
+    done = subprocess.run([sys.executable, "-c", _DJITELLOPY_PROBE, str(count)], capture_output=True, text=True,
+                          timeout=120)
+    if done.returncode != 0:
+        print(f"djitellopy comparison failed: {done.stderr.strip()[-300:]}")
+        return []
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def round_trips(vehicle: TelloVehicle, count: int) -> list[float]:

@@ -1,14 +1,14 @@
-"""A Linux network namespace that owns the Tello's address, so the emulator and a real djitellopy client can run on one
+"""A Linux network namespace that owns the Tello's address, so the emulator and a real Tello client can run on one
 machine.
 
-djitellopy binds UDP 8889 and 8890 on every address of the machine, so an emulator on the same network stack cannot
+A Tello client (ours, djitellopy) binds UDP 8889 and 8890 on every address of the machine, so an emulator on the same network stack cannot
 also listen on 8889. Here the emulator's sockets live in their own namespace ``edgepilot-tello`` holding 192.168.10.1
 (the Tello's address), joined to this machine by a veth pair whose host end is 192.168.10.2 - exactly the network a
 laptop sees when it joins the Tello's Wi-Fi. Creating it needs root (``ip netns add``).
 
 Sockets belong to the namespace they were created in, whichever thread uses them later, so
 :func:`in_namespace` creates them from a short-lived thread that has entered the namespace with setns(2); the rest of
-the process (djitellopy, the pilot) stays in the normal namespace.
+the process (the Tello client, the pilot) stays in the normal namespace.
 """
 
 from __future__ import annotations

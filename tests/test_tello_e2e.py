@@ -1,16 +1,19 @@
-"""End to end: the real djitellopy client (through drone/tello.py, the runner and the safety supervisor) against the
+"""End to end: the real backend (drone/tello.py over its UDP link, the runner and the safety supervisor) against the
 Tello emulator over real UDP, with faults injected in the spirit of ArduPilot's autotest failsafe tests: for each
 fault the expected event, the drone ends hovering or landed (the emulator's ground truth), nothing escapes, and the
-run is logged.
+run is logged. The unmodified djitellopy flies the emulator too, as the reference client.
 
-The emulator owns 192.168.10.1 inside a network namespace (djitellopy binds 8889 on every address of this one), so
+The emulator owns 192.168.10.1 inside a network namespace (the client binds 8889 on every address of this one), so
 these tests need root and iproute2, as CI has. Without them they are skipped with the reason.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -293,13 +296,46 @@ def test_connect_errors_name_the_cause(netns, run_log):
 
 def test_close_frees_every_port_and_a_second_run_connects(emulator, run_log):
     for video in (True, False):
-        vehicle = connect(video=video)
+        vehicle = connect(video=video)  # a connect has had a reply, a state packet (and a video frame)
+        assert vehicle.telemetry().battery_pct == 100
         vehicle.close()
         vehicle.close()  # idempotent
+        assert not [t for t in threading.enumerate() if t.name in ("tello-link", "tello-monitor", "tello-video")]
         for port in (8889, 8890, 11111):
             probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             probe.bind(("", port))  # "Address already in use" here would fail the test
             probe.close()
+
+
+#: The unmodified djitellopy, as a user of it would write it. It runs in a child process because a ``Tello`` keeps
+#: UDP 8889/8890 until its process exits (which is why the backend has its own link).
+DJITELLOPY_FLIGHT = """
+import json, logging, sys
+from djitellopy import Tello
+Tello.LOGGER.setLevel(logging.WARNING)
+tello = Tello(host=sys.argv[1])
+tello.connect()
+out = {"battery": tello.get_battery(), "battery_query": tello.query_battery(), "sdk": tello.query_sdk_version()}
+tello.takeoff()
+tello.move_up(30)
+tello.rotate_clockwise(90)
+out["height_cm"] = tello.get_height()
+out["yaw_deg"] = tello.get_yaw()
+tello.land()
+print(json.dumps(out))
+"""
+
+
+def test_unmodified_djitellopy_flies_the_emulator(emulator, run_log):
+    """djitellopy is the reference client: our emulator must speak the SDK the way it expects (replies, state)."""
+    done = subprocess.run([sys.executable, "-c", DJITELLOPY_FLIGHT, NET.drone_ip], capture_output=True, text=True,
+                          timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["battery"] == out["battery_query"] == 100 and out["sdk"] == "20"
+    assert out["height_cm"] == pytest.approx(110, abs=5) and out["yaw_deg"] == pytest.approx(90, abs=2)
+    assert emulator.commands()[:6] == ["command", "battery?", "sdk?", "takeoff", "up 30", "cw 90"]
+    assert wait_landed(emulator, 5.0)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -324,7 +360,7 @@ def test_arbitrary_bytes_on_the_state_and_reply_ports_never_break_the_backend(fu
 def fuzz_rig(netns):
     emulator = start_emulator(netns)
     vehicle = connect()
-    # Garbage must come from the drone's address, or djitellopy ignores it: a second socket in the namespace.
+    # Garbage must come from the drone's address, or the link ignores it: a second socket in the namespace.
     from_drone = tello_netns.in_namespace(netns, lambda: _bound(netns.drone_ip))
     yield vehicle, from_drone
     events = [e.type for e in vehicle.poll_events()]

@@ -1,4 +1,4 @@
-"""The follow behaviour, unchanged, through the real Tello backend (djitellopy) on the emulator's H.264 video of the
+"""The follow behaviour, unchanged, through the real Tello backend (its UDP link) on the emulator's H.264 video of the
 simulated world. Its own module, so the e2e module's long-lived fuzz rig has released the emulator's port."""
 
 from __future__ import annotations
