@@ -1,5 +1,6 @@
 """Video for the Tello emulator: a generated test pattern (until the simulator's renderer plugs in), an H.264 encoder
-with PyAV, and a time stamp drawn into every frame so the receiving side can measure glass-to-decode lag.
+(a :class:`edgepilot.pilot.core.video.VideoEncoder`), and a time stamp drawn into every frame so the receiving side
+can measure glass-to-decode lag.
 
 The stamp is 32 black/white cells along the top of the image holding the capture time in milliseconds of
 CLOCK_MONOTONIC (modulo 2**32). The clock is shared by every process and network namespace of one machine, so a
@@ -9,12 +10,12 @@ reader can compute the age of a decoded frame without any side channel.
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 
 import numpy as np
 
 from edgepilot.pilot.core.clock import Clock, MonotonicClock
 from edgepilot.pilot.core.messages import Frame
+from edgepilot.pilot.core.video import VideoEncoder
 
 TELLO_WIDTH, TELLO_HEIGHT = 960, 720
 STAMP_BITS = 32
@@ -88,33 +89,13 @@ class TestPatternCamera:
         pass
 
 
-class H264Encoder:
-    """Encodes BGR frames to an Annex-B H.264 byte stream, low latency, with SPS/PPS repeated at every key frame
-    (like the Tello), so a receiver that joins late can start decoding at the next key frame."""
+class H264Encoder(VideoEncoder):
+    """Encodes BGR frames to an Annex-B H.264 byte stream (:meth:`encode` returns each frame's bytes), low latency,
+    with SPS/PPS repeated at every key frame (like the Tello), so a receiver that joins late can start decoding at
+    the next key frame."""
 
     def __init__(self, width: int = TELLO_WIDTH, height: int = TELLO_HEIGHT, fps: int = 30,
                  bitrate: int = 2_000_000) -> None:
-        import av  # PyAV, only when video is on
-
-        self._av = av
-        codec = av.CodecContext.create("libx264", "w")
-        codec.width, codec.height = width, height
-        codec.pix_fmt = "yuv420p"
-        codec.time_base = Fraction(1, fps)
-        codec.framerate = Fraction(fps, 1)
-        codec.bit_rate = bitrate
-        codec.options = {"preset": "ultrafast", "tune": "zerolatency",
-                         "x264-params": f"keyint={fps}:min-keyint={fps}:repeat-headers=1:threads=1"}
-        codec.open()
-        self._codec = codec
-        self._pts = 0
-
-    def encode(self, image: np.ndarray) -> bytes:
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-        frame.pts = self._pts
-        self._pts += 1
-        return b"".join(bytes(packet) for packet in self._codec.encode(frame))
-
-    def close(self) -> None:
-        self._codec = None  # PyAV frees the encoder with its last reference
-
+        super().__init__("libx264", width, height, "yuv420p", rate=fps, bit_rate=bitrate,
+                         options={"preset": "ultrafast", "tune": "zerolatency",
+                                  "x264-params": f"keyint={fps}:min-keyint={fps}:repeat-headers=1:threads=1"})

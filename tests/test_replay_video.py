@@ -1,9 +1,11 @@
 """``edgepilot replay`` on any video: cut by time, annotated output at the input's size and rate, detectors on every
-N-th frame with every frame still annotated, the report picture, the progress bar, clear errors."""
+N-th frame with every frame still annotated, the report picture, the progress bar, clear errors; reading videos by
+their time stamps (variable frame rate), seeking to a start, the one PyAV encoder."""
 
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import av
 import cv2
@@ -12,7 +14,10 @@ import pytest
 from vision_synth import face_clip, photos
 
 from edgepilot.pilot.app.cli import main
-from edgepilot.vision.video_io import VideoWriter, prefetch
+from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.video import VideoEncoder
+from edgepilot.vision import video_io
+from edgepilot.vision.video_io import VideoWriter, open_source, prefetch
 
 
 def write_clip(path, clip, fps):
@@ -137,3 +142,103 @@ def test_report_shows_who_was_recognised_and_when(tmp_path):
     lines = video_report(tmp_path / "r.png", timeline, "synthetic")
     assert "recognised ada: 1.0-2.9 s (20 frames)" in lines
     assert "face: in view in 50 of 50 frames" in lines and (tmp_path / "r.png").stat().st_size > 10_000
+
+
+BITS = 10  # a frame's number drawn as black/white stripes, which survive lossy compression
+
+
+def numbered(i: int, size: tuple[int, int] = (160, 48)) -> np.ndarray:
+    image = np.zeros((size[1], size[0], 3), np.uint8)
+    stripe = size[0] // BITS
+    for bit in range(BITS):
+        if (i >> bit) & 1:
+            image[:, bit * stripe:(bit + 1) * stripe] = 255
+    return image
+
+
+def number_of(image: np.ndarray) -> int:
+    stripe = image.shape[1] // BITS
+    return sum(1 << bit for bit in range(BITS) if image[:, bit * stripe + stripe // 2].mean() > 128)
+
+
+def vfr_times_ms(frames: int) -> list[int]:
+    """A phone clip's irregular timing: gaps of 33, 33 and 100 ms."""
+    gaps = [33, 33, 100]
+    return [sum(gaps[k % 3] for k in range(i)) for i in range(frames)]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_variable_frame_rate_clip_reads_back_its_time_stamps(tmp_path, suffix):
+    """Written with PyAV directly, pts in milliseconds, the first one not zero (times count from the first frame)."""
+    path, ms = tmp_path / f"vfr{suffix}", Fraction(1, 1000)
+    times = vfr_times_ms(20)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 48, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = ms
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(numbered(i), format="bgr24")
+            frame.pts, frame.time_base = 500 + t, ms
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    source = open_source(path)
+    frames = list(source.frames)
+    assert (source.width, source.height) == (160, 48)
+    assert [f.index for f in frames] == list(range(20))
+    assert [number_of(f.image) for f in frames] == list(range(20))
+    assert [f.t_s for f in frames] == pytest.approx([t / 1000 for t in times], abs=1e-6)
+    cut = list(open_source(path, 0.5, 1.0).frames)  # 0.498 s is frame 9, 0.531 s frame 10, ..., 0.996 s frame 18
+    assert [(f.index, number_of(f.image)) for f in cut] == [(i, i) for i in range(10, 19)]
+    assert [f.t_s for f in cut] == pytest.approx([t / 1000 for t in times[10:19]], abs=1e-6)
+
+
+@pytest.mark.parametrize(("suffix", "start_s"), [(".mp4", 20.0), (".mkv", 20.0), (".mp4", 20.999), (".mkv", 0.1)])
+def test_start_seeks_to_the_first_frame_at_or_after_it(tmp_path, monkeypatch, suffix, start_s):
+    """A 600-frame clip (33 s, variable rate, key frame every 30 frames, B-frames): the first frame read is the one
+    at or just after the start, with its own time and number, and few frames before it are decoded."""
+    path = tmp_path / f"long{suffix}"
+    times = vfr_times_ms(600)
+    with VideoEncoder("libx264", 160, 48, "yuv420p", path=path, rate=30, time_base=Fraction(1, 1000),
+                      options={"preset": "ultrafast", "g": "30", "bf": "2"}) as encoder:
+        for i, t in enumerate(times):
+            encoder.encode(numbered(i), pts=t)
+    decoded = []
+
+    def counted(*args):
+        for frame in real(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    real = video_io._decoded
+    monkeypatch.setattr(video_io, "_decoded", counted)
+    first = next(open_source(path, start_s).frames)
+    expected = next(i for i, t in enumerate(times) if t / 1000 >= start_s - 1e-9)
+    assert (first.index, number_of(first.image)) == (expected, expected)
+    assert first.t_s == pytest.approx(times[expected] / 1000, abs=1e-6)
+    assert len(decoded) < 100  # the frame at the start is number 360-380; decoding from the beginning reads them all
+
+
+def test_raw_h264_is_timed_by_its_frame_rate(tmp_path):
+    """A raw stream has no time stamps: frames are index / fps, the rate the H.264 stream itself states."""
+    encoder = VideoEncoder("libx264", 160, 48, "yuv420p", rate=15, options={"preset": "ultrafast"})
+    data = b"".join(encoder.encode(numbered(i)) for i in range(30)) + encoder.close()
+    assert encoder.close() == b""  # closing twice is harmless
+    (tmp_path / "raw.h264").write_bytes(data)
+    source = open_source(tmp_path / "raw.h264", 1.0)
+    frames = list(source.frames)
+    assert source.fps == 15.0
+    assert [(f.index, number_of(f.image)) for f in frames] == [(i, i) for i in range(15, 30)]
+    assert frames[0].t_s == pytest.approx(1.0)
+
+
+def test_unwritable_video_is_one_clear_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    path = tmp_path / "file" / "out.mp4"
+    with pytest.raises(InputError, match="cannot write video") as error, \
+            VideoEncoder("libx264", 64, 48, "yuv420p", path=path) as encoder:
+        encoder.encode(np.zeros((48, 64, 3), np.uint8))
+    assert len(str(error.value).splitlines()) == 1
+    with pytest.raises(InputError, match="cannot write video"):
+        VideoWriter(tmp_path / "file" / "out.mp4", 64, 48, 10.0)

@@ -1,12 +1,15 @@
-"""Opening what ``edgepilot replay`` reads: a video file (mp4, avi, mkv, mov, raw .h264/.h265), one image, or a
-folder of images, as a stream of :class:`edgepilot.pilot.core.messages.Frame` (optionally only between two times); writing the
-annotated video (H.264 through PyAV, OpenCV as the fallback); and the threads that let decoding, detection and
+"""Opening what ``edgepilot replay`` reads: a video file (mp4, avi, mkv, mov, raw .h264/.h265; decoded with PyAV,
+timed by its time stamps, seeking to a start), one image, or a folder of images, as a stream of
+:class:`edgepilot.pilot.core.messages.Frame` (optionally only between two times); writing the annotated video
+(through :class:`edgepilot.pilot.core.video.VideoEncoder`); and the threads that let decoding, detection and
 encoding overlap (:func:`prefetch`, :class:`BackgroundWriter`).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +23,7 @@ import numpy as np
 
 from edgepilot.pilot.core.errors import InputError
 from edgepilot.pilot.core.messages import Frame
+from edgepilot.pilot.core.video import VideoEncoder
 from edgepilot.vision.quiet import native_stderr_silenced
 
 log = logging.getLogger(__name__)
@@ -57,7 +61,8 @@ def folder_images(path: Path) -> list[Path]:
 
 def open_source(path: str | Path, start_s: float = 0.0, end_s: float | None = None) -> Source:
     """Open ``path``; :class:`InputError` with a clear reason if it is missing, empty or unreadable. Only frames
-    whose time (index / fps) lies in ``[start_s, end_s]`` are read; their indices stay those of the whole input."""
+    whose time lies in ``[start_s, end_s]`` are read; their indices stay those of the whole input. A video's frame
+    times are its time stamps from the first frame (``index / fps`` for raw streams, images and folders)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(f"{path} does not exist")
@@ -80,9 +85,9 @@ def open_source(path: str | Path, start_s: float = 0.0, end_s: float | None = No
 
 
 def _cut(source: Source, start_s: float, end_s: float | None) -> None:
-    """Keep the frames between ``start_s`` and ``end_s``. Skipped frames are decoded (exact on any format, including
-    raw H.264 that cannot seek) but not converted or processed."""
-    frames = source.frames  # a video skipped to start_s already; images and folders are cut here
+    """Keep the frames between ``start_s`` and ``end_s``; :class:`InputError` if there are none. A video starts at
+    ``start_s`` already (:func:`_open_video` seeks there); images and folders are cut here."""
+    frames = source.frames
     first = next((f for f in frames if f.t_s >= start_s - 1e-9), None)
     if first is None or (end_s is not None and first.t_s > end_s + 1e-9):
         raise InputError(f"{source.path} has no frames between {start_s:g} s and "
@@ -120,38 +125,155 @@ def _open_folder(path: Path) -> Source:
 
 
 def _open_video(path: Path, start_s: float = 0.0) -> Source:
-    with native_stderr_silenced():  # FFmpeg's complaints about a broken file would precede our one-line error
-        capture = cv2.VideoCapture(str(path))
-        ok, first = capture.read() if capture.isOpened() else (False, None)
-    if not ok or first is None:
-        capture.release()
-        raise InputError(f"{path} is not a readable video (corrupt, empty or an unsupported codec)")
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if 1.0 <= fps <= 240.0 else DEFAULT_FPS  # raw .h264 streams often report 0 or nonsense
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    width, height = first.shape[1], first.shape[0]
-    index = 0
-    while index / fps < start_s - 1e-9:  # decode without converting: exact on any format, even raw H.264
-        if not capture.grab():
-            first = None
-            break
-        index += 1
-    if first is not None and index > 0:
-        ok, first = capture.retrieve()
-        first = first if ok else None
+    """A video read with PyAV, its frames from ``start_s`` on (the caller cuts the end). Frame times are the
+    stream's time stamps (``pts * time_base``) from the first frame, right for variable-rate phone clips; a stream
+    without time stamps (raw .h264 / .h265 / .mjpeg) is timed ``index / fps``. A start is reached by seeking to the
+    key frame before it and decoding from there, frames before the start decoded but not converted; raw streams,
+    and files that cannot seek, decode from the beginning."""
+    import av
 
-    def frames() -> Iterator[Frame]:
+    container, stream, first, decoded = _open_decoder(path)
+    timed = not container.format.flags & av.format.Flags.no_timestamps.value and first.pts is not None
+    if timed:
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+    else:  # a raw demuxer's rate is its default (25), not the stream's: the codec's (H.264 VUI) if it says one
+        fps = float(stream.codec_context.framerate or 0)
+    fps = fps if 1.0 <= fps <= 240.0 else DEFAULT_FPS
+    width, height, count = first.width, first.height, _frame_count(container, stream, fps)
+    origin = first.pts if timed else 0
+    time_base = stream.time_base or Fraction(1)
+
+    def seconds(frame: Any, index: int) -> float:
+        if timed and frame.pts is not None:
+            return float((frame.pts - origin) * time_base)
+        return index / fps
+
+    frames: Iterator[Any] = itertools.chain([first], decoded)
+    index: int | None = 0  # None: numbered from the first kept frame's time (after a seek)
+    if start_s > 0 and seconds(first, 0) < start_s - 1e-9:
+        if timed:
+            decoded.close()
+            sought = _seek(container, stream, path, origin, start_s)
+            if sought is not None:
+                frames, index = sought, None
+            else:  # start afresh: a failed seek may leave the demuxer anywhere
+                container.close()
+                container, stream, first, decoded = _open_decoder(path)
+                frames = itertools.chain([first], decoded)
+        skipped = 0
+        for frame in frames:
+            if seconds(frame, skipped) >= start_s - 1e-9:
+                frames = itertools.chain([frame], frames)
+                break
+            skipped += 1
+        else:
+            frames = iter(())
+        if index is not None:
+            index = skipped
+
+    def converted() -> Iterator[Frame]:
+        i = index
         try:
-            image, i = first, index
-            while image is not None:
-                yield Frame(image, i / fps, i, path.name)
-                ok, image = capture.read()
-                image = image if ok else None
+            for frame in frames:
+                if i is None:  # after a seek: count the frames before this one from the packets (no decoding)
+                    i = _frames_before(path, stream.index, origin, frame.pts)
+                    i = int(round(seconds(frame, 0) * fps)) if i is None else i
+                yield Frame(frame.to_ndarray(format="bgr24"), seconds(frame, i), i, path.name)
                 i += 1
         finally:
-            capture.release()
+            container.close()
 
-    return Source(path, "video", fps, width, height, count if count > 0 else None, frames())
+    return Source(path, "video", fps, width, height, count, converted())
+
+
+def _open_decoder(path: Path) -> tuple[Any, Any, Any, Iterator[Any]]:
+    """The opened container, its first video stream, the first frame and the decoder's iterator of the rest;
+    :class:`InputError` in one line if there is no such frame."""
+    import av
+
+    unreadable = f"{path} is not a readable video (corrupt, empty or an unsupported codec)"
+    with native_stderr_silenced():  # FFmpeg's complaints about a broken file would precede our one-line error
+        try:
+            container = av.open(str(path))
+        except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            log.debug("opening %s: %s", path, exc)
+            raise InputError(unreadable) from None
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"{path} holds no video stream; give a video file")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        decoded = _decoded(container, stream, path)
+        first = next(decoded, None)
+    if first is None:
+        container.close()
+        raise InputError(unreadable)
+    return container, stream, first, decoded
+
+
+def _decoded(container: Any, stream: Any, path: Path) -> Iterator[Any]:
+    """The video's frames in presentation order; stops quietly where a damaged or cut file can no longer be read."""
+    import av
+
+    try:
+        yield from container.decode(stream)
+    except (av.FFmpegError, EOFError) as exc:
+        log.warning("%s: stopped reading at a damaged part (%s)", path.name, exc)
+
+
+def _seek(container: Any, stream: Any, path: Path, origin: int, start_s: float) -> Iterator[Any] | None:
+    """The frames from the key frame at or before ``start_s`` on, or None if the file cannot seek there. A key
+    frame found by its decoding time can show after the start (B-frames): then seek 1, 2, 4... s further back."""
+    import av
+
+    time_base = stream.time_base
+    target = origin + math.floor(Fraction(start_s) / time_base)
+    back = 0
+    while target - back > origin:
+        try:
+            container.seek(target - back, stream=stream, backward=True, any_frame=False)
+        except (av.FFmpegError, OSError) as exc:
+            log.debug("%s: cannot seek (%s); decoding from the start", path.name, exc)
+            return None
+        frames = _decoded(container, stream, path)
+        first = next(frames, None)
+        if first is not None and first.pts is not None and (first.pts - origin) * time_base <= start_s + 1e-9:
+            return itertools.chain([first], frames)  # nothing between the start and this frame was jumped over
+        frames.close()
+        back = max(2 * back, int(1 / time_base))
+    return None
+
+
+def _frames_before(path: Path, stream_index: int, origin: int, pts: int) -> int | None:
+    """How many frames of the stream show from the first frame (``origin``) to before time stamp ``pts``: its
+    packets read from the start of the file (demuxing only, a small part of decoding's cost). None if that fails."""
+    import av
+
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams[stream_index]
+            for packet in container.demux(stream):
+                if packet.dts is not None and packet.dts > pts:  # pts >= dts: none of the rest shows earlier
+                    break
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if packet.size and stamp is not None and origin <= stamp < pts:  # not cut by an edit list
+                    count += 1
+    except (av.FFmpegError, OSError, EOFError) as exc:
+        log.debug("%s: cannot count the frames before the start (%s)", path.name, exc)
+        return None
+    return count
+
+
+def _frame_count(container: Any, stream: Any, fps: float) -> int | None:
+    """The number of frames the file says it holds, else its duration times the frame rate (as OpenCV counts)."""
+    if stream.frames > 0:
+        return int(stream.frames)
+    if container.duration:
+        return int(round(container.duration / 1_000_000 * fps)) or None
+    if stream.duration and stream.time_base:
+        return int(round(float(stream.duration * stream.time_base) * fps)) or None
+    return None
 
 
 class VideoWriter:
@@ -162,8 +284,6 @@ class VideoWriter:
     CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".m4v": "libx264", ".avi": "mjpeg"}
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
-        import av
-
         self.path = Path(path)
         self.size = (width, height)
         codec = self.CODECS.get(self.path.suffix.lower())
@@ -171,37 +291,24 @@ class VideoWriter:
             raise InputError(f"cannot write video {self.path}: give it one of the suffixes "
                              f"{', '.join(sorted(self.CODECS))}")
         even = width % 2 == 0 and height % 2 == 0
+        if codec == "mjpeg":
+            pix_fmt, options = ("yuvj420p" if even else "yuvj444p"), {"q:v": "3"}
+        else:  # superfast: 2x faster than veryfast, 10% bigger
+            pix_fmt, options = ("yuv420p" if even else "yuv444p"), {"preset": "superfast", "crf": "23"}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            container = av.open(str(self.path), "w")
-        except (av.FFmpegError, OSError) as exc:
+        except OSError as exc:
             raise InputError(f"cannot write video {self.path}: {exc}") from None
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = width, height
-        if codec == "mjpeg":
-            stream.pix_fmt = "yuvj420p" if even else "yuvj444p"
-            stream.options = {"q:v": "3"}
-        else:
-            stream.pix_fmt = "yuv420p" if even else "yuv444p"
-            stream.options = {"preset": "superfast", "crf": "23"}  # 2x faster than veryfast, 10% bigger
-        self._av, self._container, self._stream = av, container, stream
+        self._encoder = VideoEncoder(codec, width, height, pix_fmt, path=self.path,
+                                     rate=Fraction(fps).limit_denominator(1001), options=options)
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size)
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._encoder.encode(image)
 
     def close(self) -> None:
-        if self._container is None:
-            return
-        container, self._container = self._container, None
-        try:
-            for packet in self._stream.encode():
-                container.mux(packet)
-        finally:
-            container.close()
+        self._encoder.close()
 
     def __enter__(self) -> VideoWriter:
         return self

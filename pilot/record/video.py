@@ -29,41 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.video import VideoEncoder, video_frame
 from edgepilot.pilot.record.files import FLUSH_S, LOSSLESS_VIDEO, VIEWING_VIDEO
 
 log = logging.getLogger(__name__)
 
 MS = Fraction(1, 1000)
-
-
-class _Stream:
-    """One output file with one video stream, time stamps in milliseconds."""
-
-    def __init__(self, path: Path, format_: str, codec: str, pix_fmt: str, width: int, height: int,
-                 options: dict[str, str], container_options: dict[str, str], threads: int = 1) -> None:
-        import av  # only when recording video
-
-        self.path = path
-        self._av = av
-        self.container = av.open(str(path), "w", format=format_, options=container_options)
-        stream = self.container.add_stream(codec, rate=30)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.time_base = MS
-        stream.codec_context.time_base = MS  # without it libx264 counts in 1/rate and the muxer rejects the pts
-        stream.codec_context.thread_count = threads
-        stream.options = options
-        self.stream = stream
-
-    def write(self, frame) -> None:
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        try:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-        finally:
-            self.container.close()
 
 
 class VideoRecorder:
@@ -83,7 +54,7 @@ class VideoRecorder:
         self._size: tuple[int, int] | None = None
         self._t0: float | None = None
         self._last_pts = -1
-        self._streams: list[_Stream] = []
+        self._streams: list[VideoEncoder] = []
         self._queue: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="recorder-video", daemon=True)
         self._thread.start()
@@ -109,14 +80,16 @@ class VideoRecorder:
     def _open(self, width: int, height: int) -> None:
         flush = {"flush_packets": "1"}
         if self.lossless:
-            self._streams.append(_Stream(
-                self.folder / LOSSLESS_VIDEO, "matroska", "ffv1", "bgr0", width, height,
-                {"level": "3", "slices": "4", "slicecrc": "1"}, {**flush, "cluster_time_limit": "1000"}, threads=2))
+            self._streams.append(VideoEncoder(
+                "ffv1", width, height, "bgr0", path=self.folder / LOSSLESS_VIDEO, format="matroska", rate=30,
+                time_base=MS, options={"level": "3", "slices": "4", "slicecrc": "1"},
+                container_options={**flush, "cluster_time_limit": "1000"}, threads=2))
         if self.viewing and width % 2 == 0 and height % 2 == 0:  # 4:2:0 H.264 needs even sizes
-            self._streams.append(_Stream(
-                self.folder / VIEWING_VIDEO, "mp4", "libx264", "yuv420p", width, height,
-                {"preset": "ultrafast", "tune": "zerolatency", "g": "30", "crf": "23"},
-                {**flush, "movflags": "empty_moov+default_base_moof+frag_keyframe", "frag_duration": "1000000"}))
+            self._streams.append(VideoEncoder(
+                "libx264", width, height, "yuv420p", path=self.folder / VIEWING_VIDEO, format="mp4", rate=30,
+                time_base=MS, options={"preset": "ultrafast", "tune": "zerolatency", "g": "30", "crf": "23"},
+                container_options={**flush, "movflags": "empty_moov+default_base_moof+frag_keyframe",
+                                   "frag_duration": "1000000"}, threads=1))
 
     def _run(self) -> None:
         last_sync = time.monotonic()
@@ -128,10 +101,9 @@ class VideoRecorder:
                     self._t0 = t_s
                 pts = max(self._last_pts + 1, int(round((t_s - self._t0) * 1000.0)))
                 self._last_pts = pts
-                frame = self._streams[0]._av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-                frame.pts, frame.time_base = pts, MS
+                frame = video_frame(image, pts, MS)  # one conversion for both files
                 for stream in self._streams:
-                    stream.write(frame)
+                    stream.encode(frame)
                 self.written += 1
                 if time.monotonic() - last_sync >= FLUSH_S:
                     self._sync()
