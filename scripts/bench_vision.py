@@ -9,9 +9,12 @@ Frames: a synthetic camera clip made from a real photo (tests/vision_synth.py: t
 1. naive: ``face_recognition.face_locations`` + ``face_encodings`` + ``compare_faces`` on every frame (what hobby
    projects do; needs ``pip install --no-deps face_recognition``);
 2. ours: ``edgepilot.vision.pipeline.Perception`` (BlazeFace full range + tracker + dlib identity only when a track needs it);
-3. the detectors alone at 1 and 2 threads: BlazeFace short / full range, the pedestrian SSDLite (whole frame and with
+3. ours on scenes of two people (tests/vision_synth.py): an enrolled person leaves and, ten frames later, a stranger
+   shows up in the same place; two enrolled people crossing, each in front once. Reported: time per frame,
+   embeddings (at most one per frame), and frames where a face carried someone else's name;
+4. the detectors alone at 1 and 2 threads: BlazeFace short / full range, the pedestrian SSDLite (whole frame and with
    2 tiles per row), the BlazePose detector;
-4. peak RSS after our pipeline, and at the end.
+5. peak RSS after our pipeline, and at the end.
 
 ``--recall`` instead measures person recall on real video: the hand-labelled frames of
 tests/data/vision/people_boxes.json (a 1906 street film with pedestrians near and far, and a cyclist close up).
@@ -65,6 +68,42 @@ def bench_ours(clip: list[np.ndarray], faces_dir: Path, detect: tuple[str, ...] 
     namer = perception.namer
     return {**stats(times), "frames_named_correctly": named, "frames": len(clip),
             "embeddings": namer.embeddings_computed - 1 if namer else 0}
+
+
+def bench_people(only_obama: Path, both: Path) -> dict:
+    """Our face pipeline on the two-person scenes: per-frame time, embeddings, wrong-name frames."""
+    from vision_synth import crossing, replacement, scene_clip, who
+
+    from edgepilot.vision.pipeline import Perception
+
+    scenes = [("replacement", replacement(), only_obama, 3), ("crossing", crossing("biden"), both, 5),
+              ("crossing", crossing("obama"), both, 5)]
+    times, wrong, unnamed, faces, embeddings, most = [], 0, 0, 0, 0, 0
+    for _, people, faces_dir, seed in scenes:
+        clip, truth = scene_clip(people, seed=seed)
+        names = ["obama" if photo.name.startswith("obama") else "biden" for photo, _ in people]
+        enrolled = {"obama"} if faces_dir == only_obama else {"obama", "biden"}
+        perception = Perception(detect=("face",), faces_dir=faces_dir, threads=1)
+        perception.process(Frame(clip[0], -10.0))  # warm-up: loads dlib, first inference
+        perception.reset()
+        done = perception.namer.embeddings_computed
+        for i, image in enumerate(clip):
+            t0 = time.perf_counter()
+            detections = perception.process(Frame(image, i / 30.0, i))
+            times.append(time.perf_counter() - t0)
+            most = max(most, perception.namer.embeddings_computed - done)
+            embeddings += perception.namer.embeddings_computed - done
+            done = perception.namer.embeddings_computed
+            for d in detections:
+                person = who(d.box, truth[i])
+                if person is None:
+                    continue
+                faces += 1
+                truth_name = names[person] if names[person] in enrolled else None
+                wrong += d.name is not None and d.name != truth_name
+                unnamed += d.name is None and truth_name is not None
+    return {**stats(times), "frames": len(times), "faces": faces, "wrong_name": wrong, "unnamed_enrolled": unnamed,
+            "embeddings": embeddings, "max_embeddings_per_frame": most}
 
 
 def bench_naive(clip: list[np.ndarray], known: np.ndarray) -> dict:
@@ -172,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         results["ours"] = bench_ours(clip, Path(tmp))
         results["peak_rss_mb_after_ours"] = peak_rss_mb()
         results["ours_face_and_person"] = bench_ours(clip, Path(tmp), ("face", "person"))
+        with tempfile.TemporaryDirectory() as both:
+            biden = cv2.imread(str(paths["biden.jpg"]))
+            FaceDatabase(both).add("obama", [known])
+            FaceDatabase(both).add("biden", [FaceEncoder().encode(biden, FaceDetector().detect(biden)[0].box)])
+            results["ours_two_people"] = bench_people(Path(tmp), Path(both))
         try:
             results["naive"] = bench_naive(clip, known)
         except ImportError:
@@ -203,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         if r:
             print(f"  {key:<34} {r['median_ms']:9.1f} {r['p95_ms']:8.1f} {r['mean_ms']:9.1f}"
                   f"   {r['frames_named_correctly']:>3}/{r['frames']}   {r.get('embeddings', r['frames'])}")
+    people = results["ours_two_people"]
+    print(f"  {'ours, two-person scenes (faces)':<34} {people['median_ms']:9.1f} {people['p95_ms']:8.1f} "
+          f"{people['mean_ms']:9.1f}   {people['frames']} frames, {people['faces']} faces: "
+          f"{people['wrong_name']} with a wrong name, {people['unnamed_enrolled']} enrolled unnamed; "
+          f"{people['embeddings']} embeddings, at most {people['max_embeddings_per_frame']} a frame")
     if results.get("ratio_median"):
         print(f"  speed-up naive/ours: median {results['ratio_median']}x, mean {results['ratio_mean']}x, "
               f"p95 {results['ratio_p95']}x")

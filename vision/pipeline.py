@@ -146,16 +146,19 @@ class Perception:
         t0 = time.perf_counter()
         found: list[Detection] = []
         skipped: tuple[str, ...] = ()
+        ran: tuple[str, ...] = ()
         for detector, every in self.detectors:
             if self.frames % every == 0:
                 found.extend(detector.detect(image))
                 self._last_run_s.update(dict.fromkeys(detector.labels, frame.t_s))
+                ran += tuple(detector.labels)
             else:
                 skipped += tuple(detector.labels)
         t1 = time.perf_counter()
         boxes = np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
+        # Tracks whose detector ran and missed them count a miss: found again later, their name is checked again.
         tracks = self.tracker.update(frame.t_s, [d.label for d in found], boxes,
-                                     np.array([d.score for d in found]), [np.array(d.keypoints) for d in found])
+                                     np.array([d.score for d in found]), [np.array(d.keypoints) for d in found], ran)
         t2 = time.perf_counter()
         namer = self.namer
         if namer is not None:
