@@ -4,7 +4,7 @@ One socket bound to UDP 8889 sends commands and ``rc`` and receives the replies;
 single receiver thread waits on both with a selector (and a wake-up socket, so :meth:`TelloLink.close` never waits for
 a datagram). Datagrams from any address but the drone's are ignored. Replies go to a bounded queue that the caller
 drains; of the state, only the newest packet is kept, parsed (:func:`edgepilot.drone.tello_protocol.parse_state`,
-which takes any bytes) and stamped with its arrival time on the caller's clock, with a sequence number so a new packet
+which takes any bytes; a datagram that is not a whole, plausible state line is dropped and counted) and stamped with its arrival time on the caller's clock, with a sequence number so a new packet
 is told from the same one read twice.
 """
 
@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
-from edgepilot.drone.tello_protocol import CONTROL_PORT, DEFAULT_HOST, STATE_PORT, parse_state
+from edgepilot.drone.tello_protocol import CONTROL_PORT, DEFAULT_HOST, STATE_PORT, is_state_line, parse_state
 from edgepilot.pilot.core.clock import Clock, MonotonicClock
 from edgepilot.pilot.core.errors import CommandRejected, VehicleError
 
@@ -83,7 +83,7 @@ class TelloLink:
         self.clock = clock or MonotonicClock()
         #: Datagrams that came from another address than the drone's (dropped).
         self.foreign_datagrams = 0
-        #: Datagrams on 8890 from the drone with nothing readable in them (dropped).
+        #: Datagrams on 8890 from the drone that are not a whole, plausible state line (dropped whole).
         self.unreadable_states = 0
         #: Replies pushed out of the full queue, oldest first.
         self.dropped_replies = 0
@@ -232,7 +232,7 @@ class TelloLink:
                     self._replies.append(Received(now, data))
             else:
                 state = parse_state(data)
-                if not state:
+                if not is_state_line(state):
                     self.unreadable_states += 1
                     continue
                 with self._lock:

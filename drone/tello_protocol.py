@@ -66,6 +66,19 @@ def parse_state(data: bytes | str) -> dict[str, float]:
     return state
 
 
+#: A state line without these is not one the drone sent (a garbled or foreign datagram): it is dropped whole.
+REQUIRED_STATE_FIELDS = ("h", "bat", "tof")
+
+
+def is_state_line(state: dict[str, float]) -> bool:
+    """True when parsed state looks like a whole line from the drone: the height, battery and ToF fields are there and
+    plausible (battery 0-100 %, height within +-100 m). Anything else would turn noise into a height or a battery level,
+    so it is dropped whole rather than mixed into the telemetry."""
+    if not all(key in state for key in REQUIRED_STATE_FIELDS):
+        return False
+    return 0.0 <= state["bat"] <= 100.0 and abs(state["h"]) <= 10_000.0 and 0.0 <= state["tof"] <= 100_000.0
+
+
 def number(state: dict, key: str, default: float | None = None) -> float | None:
     """A finite number from a state dict, else ``default`` (bools, strings and non-finite values count as missing)."""
     value = state.get(key)

@@ -3,6 +3,7 @@ frame only, each frame stamped with the time it was decoded so its age is known.
 
 Why not djitellopy's ``BackgroundFrameRead``: it converts through PIL to RGB (our frames are BGR), stamps nothing
 (frame age unknown), and its thread can only stop after one more frame arrives, so a frozen stream hangs shutdown.
+Frames the decoder flags as damaged (corrupt datagrams) are counted in ``corrupt_packets`` and never published.
 The stream address is djitellopy's (:data:`edgepilot.drone.tello_protocol.VIDEO_URL`, from its class constants).
 """
 
@@ -19,12 +20,17 @@ log = logging.getLogger(__name__)
 
 class TelloCamera:
     def __init__(self, url: str = "udp://@0.0.0.0:11111", clock: Clock | None = None,
-                 read_timeout_s: float = 1.0) -> None:
+                 read_timeout_s: float = 1.0, first_open_timeout_s: float = 3.0) -> None:
         self.url = url
         self.clock = clock or MonotonicClock()
         self.read_timeout_s = read_timeout_s
+        #: The first open waits this long for the stream to start (a drone takes a moment after ``streamon``; giving
+        #: up sooner would miss its first key frame and wait for the next).
+        self.first_open_timeout_s = first_open_timeout_s
         self.frames_decoded = 0
         self.stalls = 0  # times the stream went quiet for read_timeout_s (frozen video, Wi-Fi trouble)
+        #: Frames the decoder flagged as damaged (dropped, not published) plus packets it could not decode at all.
+        self.corrupt_packets = 0
         self._latest: Frame | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -48,28 +54,38 @@ class TelloCamera:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.read_timeout_s + 3.0)
+        wait_s = max(self.read_timeout_s, self.first_open_timeout_s) + 3.0
+        self._thread.join(timeout=wait_s)
         if self._thread.is_alive():
-            log.warning("the video thread did not stop within %.1f s", self.read_timeout_s + 3.0)
+            log.warning("the video thread did not stop within %.1f s", wait_s)
 
     def _run(self) -> None:
         import av  # PyAV only when video is on
 
+        opened = False
         while not self._stop.is_set():
+            open_timeout_s = self.read_timeout_s if opened else max(self.read_timeout_s, self.first_open_timeout_s)
+            # Analyse 0.1 s of stream (0 would mean FFmpeg's default, 5 s, cut short only by the open timeout), and
+            # keep what the analysis read: it holds the stream's first key frame ("nobuffer" would throw it away, and
+            # the first picture would wait for the next key frame, a second later).
             try:
-                container = av.open(self.url, format="h264", timeout=(self.read_timeout_s, self.read_timeout_s),
-                                    options={"fflags": "nobuffer", "flags": "low_delay", "probesize": "32768",
-                                             "analyzeduration": "0"})
+                container = av.open(self.url, format="h264", timeout=(open_timeout_s, self.read_timeout_s),
+                                    options={"flags": "low_delay", "probesize": "32768", "analyzeduration": "100000"})
             except (av.FFmpegError, OSError) as exc:
                 self.stalls += 1
                 log.debug("video: no stream yet (%s)", exc)
                 self._stop.wait(0.2)  # e.g. the port is taken: do not spin
                 continue
+            opened = True
             try:
                 self._decode(container)
                 self.stalls += 1  # the demuxer ended: the stream went quiet for read_timeout_s
-            except (av.FFmpegError, OSError, ValueError) as exc:
-                # A read timeout (frozen stream) or a corrupt packet: reopen and resync at the next key frame.
+            except (av.InvalidDataError, ValueError) as exc:
+                # A packet too broken to decode: reopen and resync at the next key frame.
+                self.corrupt_packets += 1
+                log.debug("video: corrupt data (%s); reopening", exc)
+            except (av.FFmpegError, OSError) as exc:
+                # A read timeout (frozen stream): reopen and resync at the next key frame.
                 self.stalls += 1
                 log.debug("video: stream interrupted (%s); reopening", exc)
             finally:
@@ -88,6 +104,9 @@ class TelloCamera:
             if packet.size == 0:
                 continue  # the end-of-stream flush marker: nothing new in it
             for frame in packet.decode():
+                if frame.is_corrupt:
+                    self.corrupt_packets += 1  # broken slices: perception must not look for people in them
+                    continue
                 if stale:
                     continue
                 image = frame.to_ndarray(format="bgr24")  # BGR, like every other Frame in edgepilot

@@ -214,10 +214,7 @@ class PiCar:
                 log.exception("could not bring the car up to date while closing")
             self._action = None
             self._setpoint = HOVER
-            try:
-                self._drive(0.0, 0.0)
-            except Exception:
-                log.exception("could not stop the motors cleanly; releasing the pins anyway")
+            self._force_stop()
         if self._deadline_thread is not None:
             self._deadline_thread.join(timeout=2.0)
         for part in (self.robot, self._owned_factory, self.camera):
@@ -327,6 +324,22 @@ class PiCar:
             self.robot.value = duties
         except Exception as exc:
             raise VehicleError(f"could not set the motors to {duties}: {exc}") from exc
+
+    def _force_stop(self) -> None:
+        """Write zero to both motors whatever the car believes they are doing (an earlier write may have failed),
+        each motor on its own if the pair cannot be written; never raises. Closing the devices afterwards drives
+        the pins low as well."""
+        self._wheels = (0.0, 0.0)
+        try:
+            self.robot.value = (0.0, 0.0)
+            return
+        except Exception:
+            log.exception("could not stop the motors together; stopping each one")
+        for side in ("left_motor", "right_motor"):
+            try:
+                getattr(self.robot, side).stop()
+            except Exception:
+                log.exception("could not stop the %s; releasing its pins anyway", side.replace("_", " "))
 
     def _check_open(self) -> None:
         if self.closed:

@@ -9,8 +9,13 @@
   clock)`` (the simulator's renderer), else a generated test pattern with a time stamp.
 * Physics: :class:`edgepilot.sim.vehicles.SimDrone` (takeoff, smooth moves, battery drain, auto-land after 15 s without a
   command) - the same flight model as ``--vehicle sim``.
-* Faults, switchable at any time through :attr:`TelloEmulator.faults`: drop state, drop replies, ignore commands
-  (with all three: link loss), delay replies, freeze video; :meth:`TelloEmulator.set_battery` sets the charge.
+* Faults, switchable at any time through :attr:`TelloEmulator.faults` (:class:`Faults`): drop state, drop replies,
+  ignore commands (with all three: link loss), delay replies, freeze video; state that still says "on the ground"
+  after takeoff's ``ok``; a seeded fraction of replies lost or duplicated; one command's reply held back (the replies
+  behind it wait: a congested link keeps its order); an error reply for a chosen command; garbage state packets;
+  corrupt H.264 datagrams; battery sag mid-flight. :meth:`TelloEmulator.set_battery` sets the charge. Every fault
+  injected is written to :attr:`TelloEmulator.fault_log` with the emulator's clock, the same clock as
+  :attr:`TelloEmulator.received`, so the time from a fault to the client's reaction can be measured.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import random
 import socket
 import threading
 import time
@@ -65,13 +71,36 @@ def stick_velocity(left_right: int, forward_back: int, up_down: int, yaw: int) -
 
 @dataclass
 class Faults:
-    """What goes wrong. Plain attributes: flip them from a test or the CLI while the emulator runs."""
+    """What goes wrong. Plain attributes: flip them from a test or the CLI while the emulator runs. Fractions are
+    drawn from random generators seeded with :attr:`seed` (one per kind of fault, so one does not shift another)."""
 
     drop_state: bool = False
     drop_replies: bool = False
     drop_commands: bool = False  # the drone no longer hears us (commands are logged as dropped)
     reply_delay_s: float = 0.0
     freeze_video: bool = False
+    #: From takeoff until this long after its ``ok``, the state still says "on the ground" (late, lossy Wi-Fi).
+    takeoff_state_lag_s: float = 0.0
+    #: This fraction of replies is lost.
+    lose_replies: float = 0.0
+    #: This fraction of replies is sent twice, the copy ``duplicate_after_s`` after the original.
+    duplicate_replies: float = 0.0
+    duplicate_after_s: float = 0.02
+    #: The reply to the first command that starts with this text comes ``late_reply_s`` late; replies behind it wait.
+    late_reply: str = ""
+    late_reply_s: float = 0.0
+    #: Commands that start with this text are refused with ``error_text``, ``error_count`` times (0: every time).
+    error_reply: str = ""
+    error_text: str = "error Motor stop"
+    error_count: int = 1
+    #: This fraction of state packets is replaced by garbage.
+    garbage_state: float = 0.0
+    #: This fraction of video datagrams gets some of its bytes overwritten.
+    corrupt_video: float = 0.0
+    #: This long after takeoff (0: never) the battery reading sags to ``battery_sag_to_pct``.
+    battery_sag_after_s: float = 0.0
+    battery_sag_to_pct: float = 9.0
+    seed: int = 0
 
     def link_down(self) -> None:
         self.drop_state = self.drop_replies = self.drop_commands = True
@@ -133,6 +162,18 @@ class TelloEmulator:
         self.takeoff_s: float | None = None  # clock time of the last accepted takeoff
         #: (start, end, text) of every SDK command the drone executed (moves, turns, takeoff, land).
         self.command_spans: list[tuple[float, float, str]] = []
+        #: (clock time, kind, detail) of every fault injected.
+        self.fault_log: list[tuple[float, str, str]] = []
+        #: Clock times at which the drone touched down (landed, auto-landed or fell).
+        self.touchdowns: list[float] = []
+        self._was_flying = False
+        self._rngs: dict[str, random.Random] = {}
+        self._errors_given = 0
+        self._late_given = False
+        self._last_due = -math.inf
+        self._takeoff_answered_s: float | None = None
+        self._ground_state: dict[str, float] | None = None  # what the lagging state keeps saying
+        self._sagged = False
         self._sock = control_socket
         self._video_sock = video_socket
         self._drone = _Drone(self.clock, battery_pct=self.config.battery_pct)
@@ -212,6 +253,28 @@ class TelloEmulator:
         """Every datagram received except rc sticks, in order."""
         return [d.text for d in self.received if not d.text.startswith("rc ")]
 
+    def faults_of(self, kind: str) -> list[tuple[float, str]]:
+        """(time, detail) of every injected fault of one kind."""
+        with self._lock:
+            return [(t, detail) for t, k, detail in self.fault_log if k == kind]
+
+    def first_after(self, t_s: float, *texts: str) -> float | None:
+        """When the first datagram that is one of ``texts`` arrived after ``t_s`` (None: none did)."""
+        return next((d.t_s for d in list(self.received) if d.t_s > t_s and d.text in texts and not d.dropped), None)
+
+    def _note_fault(self, kind: str, detail: str) -> None:
+        with self._lock:
+            self.fault_log.append((self.clock.now(), kind, detail))
+        log.info("emulator fault %s: %s", kind, detail)
+
+    def _rng(self, kind: str) -> random.Random:
+        if kind not in self._rngs:
+            self._rngs[kind] = random.Random(f"{self.faults.seed}:{kind}")
+        return self._rngs[kind]
+
+    def _chance(self, kind: str, fraction: float) -> bool:
+        return fraction > 0 and self._rng(kind).random() < fraction
+
     # -- control ----------------------------------------------------------------------------------------------------
     def _serve_control(self) -> None:
         while not self._stop.is_set():
@@ -241,7 +304,7 @@ class TelloEmulator:
                 return
             reply = self._dispatch(text, address)
         if reply is not None:
-            self._reply(address, reply)
+            self._reply(address, reply, text)
 
     def _dispatch(self, text: str, address: tuple[str, int]) -> str | None:
         words = text.split()
@@ -258,6 +321,12 @@ class TelloEmulator:
         if verb == "rc":
             self._rc(args)
             return None
+        faults = self.faults
+        if faults.error_reply and text.startswith(faults.error_reply) and (
+                faults.error_count <= 0 or self._errors_given < faults.error_count):
+            self._errors_given += 1
+            self._note_fault("error_reply", f"{text!r} refused with {faults.error_text!r}")
+            return faults.error_text
         if text.lower() in _QUERIES:
             return self._query(text.lower())
         if args and verb in ("takeoff", "land", "stop", "emergency", "streamon", "streamoff", "keepalive"):
@@ -292,8 +361,12 @@ class TelloEmulator:
                 return "error Already flying"
             if drone.battery < self.config.takeoff_min_battery_pct:
                 return f"error Battery low ({drone.battery:.0f}%)"
+            if self.faults.takeoff_state_lag_s > 0:
+                self._ground_state = self._state_values(drone.telemetry())
             drone.execute(Command("takeoff"))
             self.takeoff_s = self.clock.now()
+            self._takeoff_answered_s = None
+            self._sagged = False
             return self._start(address, text)
         if verb in MOVE_VERBS or verb in ("cw", "ccw", "flip"):
             return self._motion(verb, args, address, text)
@@ -327,7 +400,7 @@ class TelloEmulator:
     def _interrupt(self) -> None:
         if self._pending is not None:
             self.command_spans.append((self._pending.started_s, self.clock.now(), self._pending.text))
-            self._reply(self._pending.address, "forced stop")
+            self._reply(self._pending.address, "forced stop", self._pending.text)
             self._pending = None
 
     def _rc(self, args: list[str]) -> None:
@@ -348,14 +421,29 @@ class TelloEmulator:
         }
         return answers[query]
 
-    def _reply(self, address: tuple[str, int], text: str) -> None:
-        if self.faults.drop_replies:
+    def _reply(self, address: tuple[str, int], text: str, command: str = "") -> None:
+        faults = self.faults
+        if faults.drop_replies:
             log.debug("emulator: dropped reply %r", text)
             return
-        due = self.clock.now() + max(0.0, self.faults.reply_delay_s)
         with self._lock:
+            if self._chance("lose", faults.lose_replies):
+                self._note_fault("reply_lost", f"{text!r} to {command!r}")
+                return
+            now = self.clock.now()
+            # One link, one order: a reply never overtakes the one before it.
+            due = max(now + max(0.0, faults.reply_delay_s), self._last_due)
+            if faults.late_reply and not self._late_given and command.startswith(faults.late_reply):
+                self._late_given = True
+                due += faults.late_reply_s
+                self._note_fault("reply_late", f"{text!r} to {command!r} held back {faults.late_reply_s:g} s")
+            self._last_due = due
             self._seq += 1
             heapq.heappush(self._outbox, (due, self._seq, address, text.encode()))
+            if self._chance("duplicate", faults.duplicate_replies):
+                self._note_fault("reply_duplicated", f"{text!r} to {command!r}")
+                self._seq += 1
+                heapq.heappush(self._outbox, (due + faults.duplicate_after_s, self._seq, address, text.encode()))
 
     # -- physics, replies and state ---------------------------------------------------------------------------------
     def _run_physics(self) -> None:
@@ -369,22 +457,70 @@ class TelloEmulator:
                     log.info("emulated Tello: %s: %s", event.type, event.detail)
                 if telemetry.flying:
                     self._motor_s += period
+                elif self._was_flying:
+                    self.touchdowns.append(now)
+                self._was_flying = telemetry.flying
                 if self._pending is not None and not self._drone.busy():
                     pending, self._pending = self._pending, None
                     self.command_spans.append((pending.started_s, now, pending.text))
-                    self._reply(pending.address, "ok")
+                    if pending.text.startswith("takeoff"):
+                        self._takeoff_answered_s = now
+                        if self.faults.takeoff_state_lag_s > 0:
+                            self._note_fault("state_lag", f"the state says on the ground until "
+                                                          f"{self.faults.takeoff_state_lag_s:g} s after takeoff's ok")
+                    self._reply(pending.address, "ok", pending.text)
+                self._sag_battery(now)
                 due = []
                 while self._outbox and self._outbox[0][0] <= now:
                     due.append(heapq.heappop(self._outbox))
                 client = self._client_ip
                 state = self._state_values(telemetry) if client and now >= next_state else None
+                if state is not None and self._state_lags(now):
+                    state = dict(self._ground_state, time=state["time"], bat=state["bat"])
             for _, _, address, payload in due:
                 self._send(self._sock, payload, address)
             if state is not None:
                 next_state = max(next_state + 1.0 / self.config.state_hz, now)
                 if not self.faults.drop_state:
-                    self._send(self._sock, state_datagram(state), (client, self.config.state_port))
+                    self._send(self._sock, self._maybe_garbage(state_datagram(state)), (client, self.config.state_port))
             time.sleep(period)
+
+    def _state_lags(self, now: float) -> bool:
+        """Whether the state still says "on the ground" after a takeoff (lock held)."""
+        if self._ground_state is None or self.takeoff_s is None or self.faults.takeoff_state_lag_s <= 0:
+            return False
+        answered = self._takeoff_answered_s
+        return answered is None or now < answered + self.faults.takeoff_state_lag_s
+
+    def _sag_battery(self, now: float) -> None:
+        faults = self.faults
+        if (faults.battery_sag_after_s > 0 and not self._sagged and self.takeoff_s is not None and self._drone.flying
+                and now - self.takeoff_s >= faults.battery_sag_after_s):
+            self._sagged = True
+            before = self._drone.battery
+            self._drone.battery = min(before, faults.battery_sag_to_pct)
+            self._note_fault("battery_sag", f"battery {before:.0f}% -> {self._drone.battery:.0f}%")
+
+    def _maybe_garbage(self, payload: bytes) -> bytes:
+        if not self._chance("garbage", self.faults.garbage_state):
+            return payload
+        rng = self._rng("garbage-bytes")
+        kind = rng.randrange(3)
+        if kind == 0:
+            garbage = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 200)))
+        elif kind == 1:  # the right field names with nonsense in them
+            garbage = b"".join(f"{name}:{rng.choice(['x', '', '-', 'nan', '1e999', '--3'])};".encode()
+                               for name, _ in STATE_FORMAT) + b"\r\n"
+        else:  # a line from something that is not a Tello
+            garbage = b"HTTP/1.1 200 OK\r\n" + bytes(rng.randrange(32, 127) for _ in range(rng.randrange(40)))
+        self._note_fault("state_garbage", f"{len(garbage)} bytes instead of a state line")
+        return garbage
+
+    def _maybe_corrupt(self, chunk: bytes) -> bytes:
+        if not self._chance("corrupt", self.faults.corrupt_video):
+            return chunk
+        self._note_fault("video_corrupt", f"{len(chunk)}-byte video datagram corrupted")
+        return _corrupt(chunk, self._rng("corrupt-bytes"))
 
     def _state_values(self, t) -> dict[str, float]:
         yaw = math.radians(t.yaw_deg)
@@ -431,7 +567,8 @@ class TelloEmulator:
                         payload = encoder.encode(frame.image)
                         target = (self._client_ip, self.config.video_port)
                         for start in range(0, len(payload), VIDEO_DATAGRAM_BYTES):
-                            self._send(self._video_sock, payload[start:start + VIDEO_DATAGRAM_BYTES], target)
+                            chunk = self._maybe_corrupt(payload[start:start + VIDEO_DATAGRAM_BYTES])
+                            self._send(self._video_sock, chunk, target)
                         self.video_frames_sent += 1
                 next_frame += period
                 delay = next_frame - time.monotonic()
@@ -442,6 +579,17 @@ class TelloEmulator:
         finally:
             if camera is not None:
                 camera.close()
+
+
+def _corrupt(chunk: bytes, rng: random.Random) -> bytes:
+    """Overwrite a run of bytes in a video datagram (past its first bytes, so that the NAL start codes mostly stay and
+    the decoder sees broken slices rather than nothing)."""
+    data = bytearray(chunk)
+    if len(data) > 8:
+        start = rng.randrange(4, len(data))
+        for i in range(start, min(len(data), start + rng.randrange(8, 200))):
+            data[i] = rng.randrange(256)
+    return bytes(data)
 
 
 def _int_arg(args: list[str]) -> int | None:

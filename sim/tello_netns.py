@@ -9,14 +9,21 @@ laptop sees when it joins the Tello's Wi-Fi. Creating it needs root (``ip netns 
 Sockets belong to the namespace they were created in, whichever thread uses them later, so
 :func:`in_namespace` creates them from a short-lived thread that has entered the namespace with setns(2); the rest of
 the process (the Tello client, the pilot) stays in the normal namespace.
+
+An emulator that was killed (``kill -9``, a crash) leaves the namespace, the veth pair and the host's route to
+192.168.10.0/24 behind. :func:`create` finds such leftovers - a namespace in which nobody listens on the Tello's
+command port, or a host end without its namespace - and removes them before it builds afresh.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import ipaddress
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -25,8 +32,12 @@ from typing import TypeVar
 
 from edgepilot.pilot.core.errors import InputError, VehicleError
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
+#: The Tello's command port: an emulator in the namespace listens on it.
+COMMAND_PORT = 8889
 
 
 @dataclass(frozen=True)
@@ -76,12 +87,51 @@ def exists(net: TelloNetwork = TelloNetwork()) -> bool:
     return os.path.exists(net.path)
 
 
+def _host_link_exists(net: TelloNetwork) -> bool:
+    return _ip("link", "show", net.host_if, check=False).returncode == 0
+
+
+def in_use(net: TelloNetwork = TelloNetwork()) -> bool:
+    """True when something (a running emulator) listens on the Tello's command port inside the namespace. A namespace
+    that cannot be entered at all (a stale file) is not in use."""
+    if not exists(net):
+        return False
+
+    def probe() -> bool:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((net.drone_ip, COMMAND_PORT))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+        finally:
+            sock.close()
+        return False
+
+    try:
+        return in_namespace(net, probe)
+    except OSError:
+        return False
+
+
+def clean_leftovers(net: TelloNetwork = TelloNetwork()) -> bool:
+    """Remove what an emulator that did not shut down left behind (the namespace, the veth pair, the host's route).
+    Returns True if there was anything. Raises InputError if an emulator is still running in the namespace."""
+    if in_use(net):
+        raise InputError(f"another Tello emulator is running (it listens on {net.drone_ip}:{COMMAND_PORT} in network "
+                         f"namespace {net.name}); stop it first")
+    if not exists(net) and not _host_link_exists(net):
+        return False
+    log.warning("removing the network namespace %s left behind by an emulator that did not shut down", net.name)
+    delete(net)
+    return True
+
+
 def create(net: TelloNetwork = TelloNetwork()) -> bool:
-    """Make the namespace and the veth pair. Returns False if it already existed (then it is reused as it is)."""
+    """Make the namespace and the veth pair, after removing what a killed emulator left behind. Returns True (it was
+    made here: :func:`delete` it when done). Raises InputError if an emulator is already running in it."""
     if reason := unavailable_reason():
         raise InputError(f"cannot create the emulator's network namespace: {reason}")
-    if exists(net):
-        return False
+    clean_leftovers(net)
     if clash := _subnet_in_use(net):
         raise InputError(f"this machine already has an address in the Tello's subnet on {clash} (joined a real "
                          f"Tello's Wi-Fi?); leave that network first")
@@ -101,9 +151,15 @@ def create(net: TelloNetwork = TelloNetwork()) -> bool:
 
 
 def delete(net: TelloNetwork = TelloNetwork()) -> None:
-    """Remove the namespace; its end of the veth pair goes with it, and with that the host end. Idempotent."""
+    """Remove the namespace; its end of the veth pair goes with it, and with that the host end and its route.
+    Idempotent."""
     _ip("netns", "del", net.name, check=False)
     _ip("link", "del", net.host_if, check=False)
+    if os.path.exists(net.path):  # a file no mount is left on ("ip netns del" could not unmount it)
+        try:
+            os.remove(net.path)
+        except OSError as exc:
+            log.warning("could not remove %s: %s", net.path, exc)
 
 
 def in_namespace(net: TelloNetwork, make: Callable[[], T]) -> T:

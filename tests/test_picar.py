@@ -384,3 +384,69 @@ def test_pi_camera_asks_for_rgb888_which_is_bgr_in_memory(monkeypatch, swap):
         camera.close()
         camera.close()
     assert stand_in.calls[-2:] == [("stop",), ("close",)]
+
+
+# -- every exit of a run leaves both motors at 0 --------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["script_aborted", "command_error", "ctrl_c", "sigterm", "exception",
+                                 "controller_gone", "close_write_fails"])
+def test_every_way_a_run_ends_leaves_both_motors_at_zero(factory, clock, monkeypatch, how):
+    """The car is driving (keyboard velocity) when the run ends; whatever ends it, every motor pin ends at 0."""
+    from edgepilot.pilot.core.grammar import parse_script
+    from edgepilot.pilot.core.runner import Pilot, Terminated
+
+    car = make_picar(clock=clock, pin_factory=factory)
+    driving: list[bool] = []
+    script = "wait 1; takeoff" if how == "script_aborted" else "wait 1; cw 90" if how == "command_error" else "wait 3"
+    if how == "command_error":
+        original = PiCar._execute
+
+        def failing(self, command):
+            if command.verb == "cw":
+                raise VehicleError("motor driver fault")
+            return original(self, command)
+
+        monkeypatch.setattr(PiCar, "_execute", failing)
+    if how == "close_write_fails":
+        monkeypatch.setattr(type(car.robot), "value", property(lambda self: (0, 0), _fails_when_stopping(car.robot)))
+    pilot = None
+
+    def perceive(now_s: float):
+        pilot.manual_velocity(Velocity(vx_cm_s=30.0), pulse_s=60.0)
+        driving.append(level(factory, LEFT_FWD) > 0 and level(factory, RIGHT_FWD) > 0)
+        if len(driving) == 20:  # two thirds of a second in, at full drive
+            assert driving[-1], "the car must be driving when the run is ended"
+            if how == "ctrl_c":
+                raise KeyboardInterrupt
+            if how == "sigterm":
+                raise Terminated("SIGTERM")
+            if how == "exception":
+                raise RuntimeError("a bug in perception")
+            if how == "controller_gone":
+                pilot.abort("the web cockpit's controller disconnected")
+        return None
+
+    pilot = Pilot(car, clock=clock, hz=30, perceive=perceive, max_duration_s=10)
+    result = pilot.run(parse_script(script))
+    assert any(driving)
+    assert all(level(factory, pin) == 0 for pin in ALL_PINS), how
+    assert car.closed
+    expected = {"script_aborted": "not a car command", "command_error": "motor driver fault",
+                "ctrl_c": "interrupted by Ctrl-C", "sigterm": "terminated by SIGTERM",
+                "exception": "internal error: RuntimeError: a bug in perception",
+                "controller_gone": "controller disconnected", "close_write_fails": None}[how]
+    if expected is None:
+        assert result.failure is None
+    else:
+        assert result.failure and expected in result.failure, result.failure
+
+
+def _fails_when_stopping(robot):
+    """A Robot.value setter that drives the pins but raises when asked to stop (a flaky driver board at the end)."""
+    setter = type(robot).value.fset
+
+    def write(self, value):
+        if tuple(value) == (0.0, 0.0):
+            raise OSError("I2C write failed")
+        setter(self, value)
+
+    return write

@@ -61,6 +61,8 @@ def emulator(netns, request):
     # Auto-land after 3 s (15 s on a real Tello) keeps the proof-of-life test short; a test can ask for another.
     emulator = start_emulator(netns, auto_land_s=getattr(request, "param", 3.0))
     yield emulator
+    while OPEN:  # a test that failed half-way must not leave UDP 8889/8890 taken for the next ones
+        OPEN.pop().close()
     emulator.stop()
 
 
@@ -76,8 +78,14 @@ def run_log(tmp_path, caplog):
     handler.close()
 
 
+#: Vehicles connected by the current test (closed after it, whatever happened).
+OPEN: list[TelloVehicle] = []
+
+
 def connect(video: bool = False, **config) -> TelloVehicle:
-    return TelloVehicle(TelloConfig(host=NET.drone_ip, video=video, **config)).connect()
+    vehicle = TelloVehicle(TelloConfig(host=NET.drone_ip, video=video, **config)).connect()
+    OPEN.append(vehicle)
+    return vehicle
 
 
 class RecordingSupervisor(Supervisor):
@@ -131,7 +139,8 @@ def test_script_flight_with_video_lands_normally_and_keeps_the_link_busy(emulato
     vehicle = connect(video=True)
     frame = vehicle.camera.read()
     assert frame is not None and frame.image.shape == (720, 960, 3)
-    blue, red = frame.image[400, 100], frame.image[400, 900]  # the test pattern: blue left, red right (BGR)
+    # The test pattern: blue left, red right (BGR); row 200 is above the moving white square.
+    blue, red = frame.image[200, 100], frame.image[200, 900]
     assert blue[0] > 100 and blue[2] < 40 and red[2] > 100 and red[0] < 40, "BGR channels must not be swapped"
     # The emulator auto-lands after 3 s here (15 s on a real Tello): "wait 4" proves proof of life keeps it up.
     result = fly(vehicle, "takeoff; up 50; cw 90; forward 100; wait 4; land")

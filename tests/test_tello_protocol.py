@@ -114,7 +114,8 @@ def test_emulate_cmd_rejects_bad_options(capsys):
 def test_emulate_cmd_runs_on_a_plain_address(capsys):
     assert cli_main(["emulate-tello", "--bind", "127.0.0.1", "--duration", "0.3"]) == 0
     out = capsys.readouterr().out
-    assert "listening on 127.0.0.1:8889" in out and "datagrams received" in out
+    assert "listening on 127.0.0.1:9889" in out and "datagrams received" in out
+    assert "edgepilot fly --vehicle tello --host 127.0.0.1 --port 9889 --script" in out, out
 
 
 # -- the link and the backend on the loopback ---------------------------------------------------------------------------

@@ -1,25 +1,36 @@
 """``edgepilot fly`` and ``edgepilot drive``: run a vehicle from a script, the voice, the keyboard, or all three,
-with perception on its own thread when anything needs to see (follow, photos)."""
+with perception on its own thread when anything needs to see (follow, photos).
+
+Every exit brings the vehicle down safely (the runner's ``finally``): Ctrl-C, SIGTERM and SIGHUP end the run like an
+aborted script, and once landing has begun further signals are reported and ignored, so that a second Ctrl-C cannot
+leave a drone in the air. Exit status: 0 the run completed, 1 it did not (a refusal, a fault, a safety landing), 2 bad
+input, 128 + the signal's number when a signal ended it (130 for Ctrl-C, 143 for SIGTERM).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import signal
 import sys
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 
 from edgepilot.pilot.core import config
 from edgepilot.pilot.core.behaviours import FollowConfig
 from edgepilot.pilot.core.clock import Clock, FakeClock, MonotonicClock
-from edgepilot.pilot.core.errors import InputError, VehicleError
+from edgepilot.pilot.core.errors import EdgepilotError, InputError, VehicleError
 from edgepilot.pilot.core.grammar import NAME_PATTERN, parse_script
 from edgepilot.pilot.core.hal import Camera, open_vehicle
 from edgepilot.pilot.core.messages import Command
 from edgepilot.pilot.core.perception import PerceptionWorker, perceive_once
-from edgepilot.pilot.core.runner import CommandRecord, Pilot, RunResult, check_follow_name
+from edgepilot.pilot.core.runner import CommandRecord, Pilot, RunResult, Terminated, check_follow_name
 from edgepilot.pilot.core.safety import SafetyConfig, Supervisor
+
+log = logging.getLogger(__name__)
 
 #: The verb decides the kind of vehicle; "sim" means the simulated one of that kind.
 SIM_NAMES = {"fly": "sim-drone", "drive": "sim-car"}
@@ -43,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true",
                         help="simulator only: run faster than real time on a simulated clock")
     parser.add_argument("--host", default="192.168.10.1", help="tello only: the drone's address")
+    parser.add_argument("--port", type=int, default=8889, help="tello only: the drone's command port (default 8889; "
+                        "an emulator on this computer's loopback listens on another)")
     parser.add_argument("--battery", type=float, default=100.0, help="simulator only: starting battery %%")
     parser.add_argument("--seed", type=int, default=0, help="simulator only: world seed")
     parser.add_argument("--max-duration", type=float, default=600.0, help="end the run after this many seconds")
@@ -59,6 +72,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--battery must be 0-100, got {args.battery:g}")
     if not (math.isfinite(args.max_duration) and args.max_duration > 0):
         raise InputError(f"--max-duration must be positive, got {args.max_duration:g}")
+    if not 1 <= args.port <= 65535:
+        raise InputError(f"--port must be 1-65535, got {args.port}")
     allowed = ("sim", *HARDWARE[args.verb])
     if args.vehicle not in allowed:
         raise InputError(f"'{args.verb}' takes --vehicle {' or '.join(allowed)}, not {args.vehicle!r}")
@@ -119,16 +134,69 @@ def _faces(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
     return faces_dir, (FaceDatabase(faces_dir).names if faces_dir is not None else [])
 
 
+class ExitSignals:
+    """SIGINT, SIGTERM and SIGHUP end the run once (raised in the main thread, where the loop runs); while the vehicle
+    is being brought down (``shielded()``) and after, they are reported and ignored. Installed only in the main
+    thread (Python delivers signals there); the previous handlers come back on exit."""
+
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self.shielded = lambda: False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> ExitSignals:
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    @property
+    def exit_status(self) -> int | None:
+        return None if self.received is None else 128 + int(getattr(signal, self.received))
+
+    def _handle(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.received is None and not self.shielded():
+            self.received = name
+            raise KeyboardInterrupt() if name == "SIGINT" else Terminated(name)
+        self.received = self.received or name
+        print(f"edgepilot: {name}: still bringing the vehicle down safely; it exits when that is done",
+              file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
+    with ExitSignals() as signals:
+        try:
+            return _run(args, signals)
+        except KeyboardInterrupt:
+            print(f"edgepilot {args.verb}: {signals.received or 'SIGINT'}: stopped before the run began",
+                  file=sys.stderr, flush=True)
+            return signals.exit_status or 130
+        except (EdgepilotError, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line, the traceback with -v (the vehicle was closed on the way out)
+            log.info("internal error", exc_info=True)
+            raise VehicleError(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)") from None
+
+
+def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
     simulated = args.vehicle == "sim"
     kind = "drone" if args.verb == "fly" else "car"
     faces_dir, names = _faces(args)
     script = _plan(args, kind, names)  # before touching any vehicle: a bad script moves nothing
     settings = config.load(args.config)
-    unknown = set(settings) - {"safety", "follow"}
+    unknown = set(settings) - {"safety", "follow", "tello"}
     if unknown:
-        raise InputError(f"config: unknown table(s) {', '.join(sorted(unknown))}; known: [safety], [follow]")
+        raise InputError(f"config: unknown table(s) {', '.join(sorted(unknown))}; known: [safety], [follow], [tello]")
     safety = config.section(settings, "safety", SafetyConfig)
     follow = config.section(settings, "follow", FollowConfig)
     clock: Clock = FakeClock() if args.fast else MonotonicClock()
@@ -137,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
         options["battery_pct"] = args.battery
     else:
         options["host"] = args.host
+    if args.vehicle == "tello":
+        options["port"] = args.port
+        options["settings"] = _tello_settings(settings)
     with ExitStack() as stack:
         recorder = _recorder(args, stack)
         listener = None
@@ -146,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
             listener = VoiceListener(args.voice, engine=args.engine, lang=args.lang)
             stack.callback(listener.stop)
         detect = _detector(args, script, faces_dir)
+        pilot: Pilot | None = None
+        signals.shielded = lambda: pilot is not None and pilot.closing
         vehicle = open_vehicle(SIM_NAMES[args.verb] if simulated else args.vehicle, **options)
         stack.callback(vehicle.close)
         sees = detect is not None or any(c.verb == "photo" for c in script)
@@ -162,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
             recorder.attach(pilot, script=script, perception=detect)
         if camera is not None and not args.fast:
-            worker = PerceptionWorker(camera, detect, pilot.seen.set).start()
+            worker = PerceptionWorker(camera, _guarded(detect, pilot), pilot.seen.set).start()
             stack.callback(worker.stop)
         alive = [lambda: listener.running] if listener else []
         if listener is not None:
@@ -172,9 +245,48 @@ def run(args: argparse.Namespace) -> int:
             alive.append(_start_keys(stack, pilot))
         result = pilot.run(script, stay_alive=lambda: any(check() for check in alive))
     _report(result, args.json)
+    if signals.received is not None:
+        print(f"edgepilot {args.verb}: {signals.received}: {result.failure or 'interrupted'}; "
+              f"{_ending(result, kind)}", file=sys.stderr, flush=True)
+        return signals.exit_status or 130
     if result.failure:
-        raise VehicleError(result.failure)
+        raise VehicleError(f"{result.failure}; {_ending(result, kind)}")
     return 0
+
+
+def _ending(result: RunResult, kind: str) -> str:
+    if kind == "car":
+        return "the car is stopped"
+    return "the drone may still be in the air" if result.final.flying else "the drone is on the ground"
+
+
+def _tello_settings(settings: dict) -> dict:
+    """The config file's ``[tello]`` table, checked against the backend's settings (host and port are flags)."""
+    values = dict(settings.get("tello", {}))
+    if not values:
+        return {}
+    from edgepilot.drone.tello import TelloConfig
+
+    for key in ("host", "port", "video"):
+        if key in values:
+            raise InputError(f"[tello].{key} is not a config setting; use the --{key} flag")
+    config.build(TelloConfig, values, "[tello]")  # names and types checked, one clear line on a mistake
+    return values
+
+
+def _guarded(detect, pilot: Pilot):
+    """Perception that fails ends the run (landing): flying on without eyes while following would be blind."""
+    if detect is None:
+        return None
+
+    def run_detect(frame):
+        try:
+            return detect(frame)
+        except Exception as exc:
+            pilot.abort(f"perception failed: {type(exc).__name__}: {exc}")
+            raise
+
+    return run_detect
 
 
 def _recorder(args: argparse.Namespace, stack: ExitStack):

@@ -1,5 +1,9 @@
 """The pilot: one thread owns the vehicle and, at a fixed rate, turns commands (script, voice, keyboard, safety) into
-vehicle actions through the safety supervisor. It always ends with the vehicle safe (``finally: vehicle.close()``)."""
+vehicle actions through the safety supervisor. It always ends with the vehicle safe (``finally: vehicle.close()``):
+whatever ends the run - the script done or aborted, a command refused, Ctrl-C or SIGTERM (:class:`Terminated`), an
+exception anywhere in the loop, :meth:`Pilot.abort` from another thread (a remote controller gone) - the drone lands
+(the backend repeats ``land`` until it is acknowledged) and the car stops. :attr:`RunResult.failure` says why a run did
+not complete, so the exit status can."""
 
 from __future__ import annotations
 
@@ -27,6 +31,10 @@ log = logging.getLogger(__name__)
 URGENT_VERBS = ("stop", "land", "emergency")
 #: Vehicle events that mean a command it had accepted failed after all (the Tello replies asynchronously).
 ASYNC_FAILURES = ("command_failed", "command_timeout")
+#: Safety events after which the run cannot complete as planned (the vehicle is brought down or stopped).
+SAFETY_ENDINGS = ("battery_land", "fence_breach")
+#: Vehicle events that mean it may not have come down: the run did not end safely.
+UNSAFE_ENDINGS = ("land_unconfirmed",)
 #: How often a flying drone / a car gets a velocity set-point when nothing else is sent (proof of life).
 SETPOINT_PERIOD_S = 0.2
 
@@ -44,6 +52,14 @@ class Mode(StrEnum):
     BLOCKED = "blocked"      # car: stopped for a person or an obstacle in its path
     LANDING = "landing"
     EMERGENCY = "emergency"
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the loop's thread by a signal handler (SIGTERM, SIGHUP): end the run like Ctrl-C, landing first."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
 
 
 class LatestValue:
@@ -94,10 +110,14 @@ class RunResult:
     loop: LoopStats | None = None
     #: Why the run failed (link lost, a script command refused...), or None when it went as planned.
     failure: str | None = None
+    #: The signal that ended the run ("SIGINT" for Ctrl-C, "SIGTERM"...), if one did.
+    interrupted: str | None = None
 
     def as_dict(self) -> dict:
         return {
             "vehicle": self.vehicle,
+            "completed": self.failure is None,
+            "failure": self.failure,
             "final": self.final.final(),
             "commands": [c.as_dict() for c in self.commands],
             "events": [{"t_s": round(e.t_s, 3), "type": e.type, "detail": e.detail} for e in self.events],
@@ -171,6 +191,11 @@ class Pilot:
         self._wait_until: float | None = None
         self._last_setpoint_s = -1e9
         self._stay_alive: Callable[[], bool] = lambda: False
+        self._abort_reason: str | None = None
+        self._abort_lock = threading.Lock()
+        self._last_executed: Command | None = None
+        #: True from the moment the run starts bringing the vehicle down at the end (signal handlers must let it).
+        self.closing = False
         self.result = RunResult(vehicle=self.name, final=Telemetry(t_s=0.0))
 
     # -- called from other threads --------------------------------------------------------------------------------
@@ -180,6 +205,13 @@ class Pilot:
             self.inbox.put_nowait(command)
         except queue.Full:
             log.warning("command inbox full: dropped %s from %s", command.text, command.source)
+
+    def abort(self, reason: str) -> None:
+        """End the run from any thread (the web cockpit's controller disconnected, a part failed): plans are
+        dropped, the drone lands / the car stops, and the run fails with ``reason``. Never blocks."""
+        with self._abort_lock:
+            if self._abort_reason is None:
+                self._abort_reason = reason
 
     def manual_velocity(self, velocity: Velocity, pulse_s: float = 0.4) -> None:
         """A velocity pulse from the keyboard (thread-safe). It overrides autonomy and ends any behaviour."""
@@ -208,10 +240,22 @@ class Pilot:
             self.result.loop = self.loop.run(lambda tick, now: self._tick(now - start_s, now))
         except LinkLost as exc:
             self._fail(self.clock.now() - start_s, "link_lost", str(exc))
+        except Terminated as exc:
+            self._event(self.clock.now() - start_s, "interrupted", f"{exc.signal_name}: landing / stopping")
+            self.result.failure = f"terminated by {exc.signal_name}"
+            self.result.interrupted = exc.signal_name
         except KeyboardInterrupt:
             self._event(self.clock.now() - start_s, "interrupted", "Ctrl-C: landing / stopping")
             self.result.failure = "interrupted by Ctrl-C"
+            self.result.interrupted = "SIGINT"
+        except Exception as exc:  # noqa: BLE001 - a bug must still end with the vehicle safe, and be reported
+            log.error("the pilot's loop failed: %s: %s (landing / stopping)", type(exc).__name__, exc,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            self._fail(self.clock.now() - start_s, "crashed", f"internal error: {type(exc).__name__}: {exc}")
         finally:
+            self.closing = True
+            if self.result.loop is None:
+                self.result.loop = self.loop.stats
             self._close(start_s)
         return self.result
 
@@ -222,12 +266,19 @@ class Pilot:
             if seen is not None:
                 self.seen.set(seen)
         telemetry = vehicle.telemetry()
+        if self._abort_reason is not None:
+            return self._abort(t_s, telemetry)
         for event in vehicle.poll_events():
             self._event(t_s, event.type, event.detail)
-            if event.type in ASYNC_FAILURES and self._script:
-                # A real vehicle answers later than we dispatch: a refusal then still ends the script.
+            source = self._last_executed.source if self._last_executed is not None else "script"
+            if event.type in ASYNC_FAILURES and (self._script or source in ("script", "safety")):
+                # A real vehicle answers later than we dispatch: a refusal then still ends the script (the vehicle
+                # hovers; the run ends, and ending lands it).
                 self._fail(t_s, "script_aborted", f"{event.detail}; the rest of the script is cancelled")
                 self._script.clear()
+                self._pending.clear()
+                self._wait_until = None
+                self.behaviour = None
         seen = self.seen.get()
         if seen is not None and seen.frame_t_s != self._last_seen_frame_s:
             self._last_seen_frame_s = seen.frame_t_s
@@ -235,6 +286,8 @@ class Pilot:
         forced = supervisor.tick(now_s, telemetry)
         for event in supervisor.drain_events():
             self._event(t_s, event.type, event.detail)
+            if event.type in SAFETY_ENDINGS and self.result.failure is None:
+                self.result.failure = f"safety took over: {event.detail}"
         if supervisor.failure and self.result.failure is None:
             self.result.failure = supervisor.failure
         for command in forced:
@@ -284,8 +337,8 @@ class Pilot:
         if self.max_duration_s is not None and t_s >= self.max_duration_s:
             self._event(t_s, "timeout", f"run longer than {self.max_duration_s:g} s: ending")
             return False
-        if self.result.failure and "link" in self.result.failure:
-            return False
+        if self.result.failure and ("link" in self.result.failure or not self._stay_alive()):
+            return False  # the run cannot complete: end it now (ending lands the drone / stops the car)
         idle = not (self._script or self._pending or self._wait_until is not None or vehicle.busy()
                     or self.behaviour is not None or self._manual is not None)
         return not idle or self._stay_alive()
@@ -319,6 +372,7 @@ class Pilot:
             else:
                 self.vehicle.execute(checked)
                 self._last_verb = checked.verb
+                self._last_executed = checked
                 if checked.verb == "emergency":
                     self._emergency = True
         except CommandRejected as exc:
@@ -376,17 +430,39 @@ class Pilot:
         self._wait_until = None
         self.behaviour = None
 
+    def _abort(self, t_s: float, telemetry: Telemetry) -> bool:
+        """:meth:`abort` was called: drop every plan, start landing / stop now, end the run (closing finishes it)."""
+        reason = self._abort_reason or "aborted"
+        self._cancel_plans(t_s, Command("stop", None, "safety"))
+        self._fail(t_s, "aborted", f"{reason}: landing / stopping")
+        urgent = "land" if self.vehicle.kind == "drone" and telemetry.flying else "stop"
+        try:
+            self.vehicle.execute(Command(urgent, None, "safety"))
+            self._record(t_s, Command(urgent, None, "safety"), "ok")
+        except (VehicleError, CommandRejected) as exc:
+            self._record(t_s, Command(urgent, None, "safety"), f"error: {exc}")
+        return False
+
     def _close(self, start_s: float) -> None:
         try:
             self.vehicle.close()
-        except VehicleError as exc:
-            self._fail(self.clock.now() - start_s, "close_failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported as the run's failure; closing must not raise
+            self._fail(self.clock.now() - start_s, "close_failed", f"{type(exc).__name__}: {exc}")
         try:
             self.result.final = self.vehicle.telemetry()
-        except VehicleError:
+        except Exception:  # noqa: BLE001 - keep the last telemetry the run saw
             pass
-        for event in self.vehicle.poll_events():
+        try:
+            events = self.vehicle.poll_events()
+        except Exception:  # noqa: BLE001
+            events = []
+        for event in events:
             self._event(self.clock.now() - start_s, event.type, event.detail)
+            if event.type in UNSAFE_ENDINGS:
+                self._fail(self.clock.now() - start_s, "unsafe_end", event.detail)
+        if self.vehicle.kind == "drone" and self.result.final.flying and self.result.failure is None:
+            self._fail(self.clock.now() - start_s, "unsafe_end", "the drone may still be in the air: landing was "
+                                                                 "not acknowledged")
 
     # -- bookkeeping ------------------------------------------------------------------------------------------------
     def _record(self, t_s: float, command: Command, result: str) -> None:
