@@ -242,3 +242,35 @@ def test_unwritable_video_is_one_clear_line(tmp_path):
     assert len(str(error.value).splitlines()) == 1
     with pytest.raises(InputError, match="cannot write video"):
         VideoWriter(tmp_path / "file" / "out.mp4", 64, 48, 10.0)
+
+
+@pytest.mark.parametrize("suffix, damage", [(".mp4", "cut"), (".mkv", "cut"), (".mp4", "garble")])
+def test_a_cut_or_garbled_video_says_it_ended_early_and_exits_non_zero(tmp_path, capsys, suffix, damage):
+    whole = tmp_path / f"whole{suffix}"
+    container = av.open(str(whole), "w", options={"movflags": "faststart"} if suffix == ".mp4" else {})
+    stream = container.add_stream("libx264", rate=30)
+    stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+    for i in range(90):
+        image = np.full((240, 320, 3), (i * 3) % 255, np.uint8)
+        image[:, (i * 3) % 320] = 255
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    data = bytearray(whole.read_bytes())
+    if damage == "cut":
+        data = data[: len(data) // 2]
+    else:
+        for k in range(len(data) // 3, len(data) // 3 + 3000):
+            data[k] = (data[k] * 7 + 13) % 256
+    broken = tmp_path / f"broken{suffix}"
+    broken.write_bytes(bytes(data))
+    assert main(["replay", str(whole), "--detect", "face", "--jsonl", str(tmp_path / "w.jsonl")]) == 0
+    capsys.readouterr()
+    jsonl = tmp_path / "b.jsonl"
+    assert main(["replay", str(broken), "--detect", "face", "--jsonl", str(jsonl)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"edgepilot replay: {broken} ended early: read ")
+    read = len(jsonl.read_text().splitlines())
+    assert 0 < read < 90 and f"read {read} " in err[0]  # what was read is kept, and the count is told

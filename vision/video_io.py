@@ -13,7 +13,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ class Source:
     height: int
     count: int | None
     frames: Iterator[Frame]
+    #: Why reading stopped before the end of the file (a damaged or cut part), once the frames have been read.
+    damaged: list[str] = field(default_factory=list)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -132,7 +134,8 @@ def _open_video(path: Path, start_s: float = 0.0) -> Source:
     and files that cannot seek, decode from the beginning."""
     import av
 
-    container, stream, first, decoded = _open_decoder(path)
+    damaged: list[str] = []
+    container, stream, first, decoded = _open_decoder(path, damaged)
     timed = not container.format.flags & av.format.Flags.no_timestamps.value and first.pts is not None
     if timed:
         fps = float(stream.average_rate or stream.guessed_rate or 0)
@@ -153,12 +156,12 @@ def _open_video(path: Path, start_s: float = 0.0) -> Source:
     if start_s > 0 and seconds(first, 0) < start_s - 1e-9:
         if timed:
             decoded.close()
-            sought = _seek(container, stream, path, origin, start_s)
+            sought = _seek(container, stream, path, origin, start_s, damaged)
             if sought is not None:
                 frames, index = sought, None
             else:  # start afresh: a failed seek may leave the demuxer anywhere
                 container.close()
-                container, stream, first, decoded = _open_decoder(path)
+                container, stream, first, decoded = _open_decoder(path, damaged)
                 frames = itertools.chain([first], decoded)
         skipped = 0
         for frame in frames:
@@ -183,10 +186,10 @@ def _open_video(path: Path, start_s: float = 0.0) -> Source:
         finally:
             container.close()
 
-    return Source(path, "video", fps, width, height, count, converted())
+    return Source(path, "video", fps, width, height, count, converted(), damaged)
 
 
-def _open_decoder(path: Path) -> tuple[Any, Any, Any, Iterator[Any]]:
+def _open_decoder(path: Path, damaged: list[str]) -> tuple[Any, Any, Any, Iterator[Any]]:
     """The opened container, its first video stream, the first frame and the decoder's iterator of the rest;
     :class:`InputError` in one line if there is no such frame."""
     import av
@@ -203,7 +206,7 @@ def _open_decoder(path: Path) -> tuple[Any, Any, Any, Iterator[Any]]:
             raise InputError(f"{path} holds no video stream; give a video file")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        decoded = _decoded(container, stream, path)
+        decoded = _decoded(container, stream, path, damaged)
         first = next(decoded, None)
     if first is None:
         container.close()
@@ -211,17 +214,20 @@ def _open_decoder(path: Path) -> tuple[Any, Any, Any, Iterator[Any]]:
     return container, stream, first, decoded
 
 
-def _decoded(container: Any, stream: Any, path: Path) -> Iterator[Any]:
-    """The video's frames in presentation order; stops quietly where a damaged or cut file can no longer be read."""
+def _decoded(container: Any, stream: Any, path: Path, damaged: list[str]) -> Iterator[Any]:
+    """The video's frames in presentation order; stops where a damaged or cut file can no longer be read and says
+    why in ``damaged``."""
     import av
 
     try:
         yield from container.decode(stream)
     except (av.FFmpegError, EOFError) as exc:
-        log.warning("%s: stopped reading at a damaged part (%s)", path.name, exc)
+        log.debug("%s: stopped reading at a damaged part (%s)", path.name, exc)
+        damaged.append(f"a damaged part ({exc.__class__.__name__})")
 
 
-def _seek(container: Any, stream: Any, path: Path, origin: int, start_s: float) -> Iterator[Any] | None:
+def _seek(container: Any, stream: Any, path: Path, origin: int, start_s: float,
+          damaged: list[str]) -> Iterator[Any] | None:
     """The frames from the key frame at or before ``start_s`` on, or None if the file cannot seek there. A key
     frame found by its decoding time can show after the start (B-frames): then seek 1, 2, 4... s further back."""
     import av
@@ -235,7 +241,7 @@ def _seek(container: Any, stream: Any, path: Path, origin: int, start_s: float) 
         except (av.FFmpegError, OSError) as exc:
             log.debug("%s: cannot seek (%s); decoding from the start", path.name, exc)
             return None
-        frames = _decoded(container, stream, path)
+        frames = _decoded(container, stream, path, damaged)
         first = next(frames, None)
         if first is not None and first.pts is not None and (first.pts - origin) * time_base <= start_s + 1e-9:
             return itertools.chain([first], frames)  # nothing between the start and this frame was jumped over

@@ -165,6 +165,7 @@ def _replay_video(args: argparse.Namespace) -> int:
             if jsonl is not None and jsonl is not sys.stdout:
                 jsonl.close()
     elapsed = time.perf_counter() - started
+    ended_early = _ended_early(source, frames, args)
     if args.report is not None:
         from edgepilot.pilot.app.report import video_report
 
@@ -179,8 +180,26 @@ def _replay_video(args: argparse.Namespace) -> int:
                           "detections": dict(labels), "tracks": len(tracks), "names": dict(names),
                           "jsonl": str(args.jsonl) if args.jsonl else None,
                           "out": str(args.out) if args.out else None,
-                          "report": str(args.report) if args.report else None}))
+                          "report": str(args.report) if args.report else None,
+                          "ended_early": ended_early}))
+    if ended_early:
+        print(f"edgepilot replay: {args.input} ended early: {ended_early}; what was read is in the outputs",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _ended_early(source, frames: int, args: argparse.Namespace) -> str | None:
+    """Why a video gave fewer frames than it holds (a damaged or cut file), or None when it was read to its end."""
+    if args.max_frames is not None and frames >= args.max_frames:
+        return None
+    if source.damaged:
+        return f"read {frames} frames, then {source.damaged[0]}"
+    # A cut file decodes cleanly up to the cut: tell it by the frames it says it holds (5% slack for counts that come
+    # from the duration).
+    if source.kind == "video" and source.count and frames < 0.95 * source.count:
+        return f"read {frames} of the {source.count} frames it should hold (the file is cut or damaged)"
+    return None
 
 
 def _fps(records: list[dict]) -> float:
