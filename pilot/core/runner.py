@@ -325,6 +325,9 @@ class Pilot:
                 self.behaviour = None
             self.send_velocity(manual, telemetry, now_s)
         elif self.behaviour is not None and not vehicle.busy():
+            observe = getattr(self.behaviour, "observe", None)  # the turn it actually made, for frame-age compensation
+            if observe is not None:
+                observe(telemetry)
             self.send_velocity(self.behaviour.update(self.seen.get(), now_s), telemetry, now_s)
             for kind, detail in getattr(self.behaviour, "poll_events", list)():
                 self._event(t_s, kind, detail)
