@@ -312,3 +312,31 @@ def test_two_enrolled_people_crossing_keep_their_names(databases, front):
         assert counts[None] <= 2 and counts[name] >= 40, counts  # (both are new on frame 0: one check a frame)
     # Identity ran on new tracks and re-checks only, never on every frame.
     assert perception.namer.embeddings_computed <= 15
+
+
+@pytest.mark.slow
+def test_live_naming_in_the_background_at_camera_pace(databases):
+    """Live runs embed in a process of their own: frames come at 30 fps and never wait for dlib, the enrolled name
+    still never goes to the newcomer, and names arrive a few frames after a face is first seen."""
+    import time
+
+    people = replacement()
+    clip, truth = scene_clip(people, seed=3)
+    naming = NamingConfig(background=True)
+    with Perception(detect="face", faces_dir=databases["both"], naming=naming) as perception:
+        perception.process(Frame(clip[0], -1.0, -1))  # starts the embedding process
+        names: dict[int, list[str | None]] = {0: [], 1: []}
+        start = time.monotonic()
+        for i, image in enumerate(clip):
+            time.sleep(max(0.0, start + i / FPS - time.monotonic()))  # a live camera's pace
+            for d in perception.process(Frame(image, i / FPS, i)):
+                person = who(d.box, truth[i])
+                assert person is not None
+                names[person].append(d.name)
+        namer = perception.namer
+        assert namer.encoder is None and namer.embeddings_computed >= 2  # every embedding ran in the other process
+    assert names[1].count("obama") <= 3, names[1]
+    assert "biden" in names[1] and names[1].index("biden") <= 10, names[1]
+    assert names[1][names[1].index("biden"):].count("biden") >= 0.9 * len(names[1][names[1].index("biden"):])
+    assert "obama" in names[0] and names[0].index("obama") <= 10, names[0]
+    assert namer.worker is None  # closed with the pipeline

@@ -89,18 +89,27 @@ class FaceEncoder:
 
     def encode(self, image_bgr: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """The 128-d embedding of the face in ``box`` (x1, y1, x2, y2 pixels) of a BGR image."""
-        h, w = image_bgr.shape[:2]
-        x1, y1, x2, y2 = box
-        # Only the face and a margin go to dlib (it needs RGB and a contiguous array): cheaper than the whole frame.
-        margin = 0.5 * max(x2 - x1, y2 - y1)
-        cx1, cy1 = int(max(0, x1 - margin)), int(max(0, y1 - margin))
-        cx2, cy2 = int(min(w, x2 + margin)), int(min(h, y2 + margin))
-        if cx2 - cx1 < 8 or cy2 - cy1 < 8:
-            raise InputError("face box is outside the image or too small to identify")
-        crop = np.ascontiguousarray(image_bgr[cy1:cy2, cx1:cx2, ::-1])
-        rect = self._rectangle(round(x1 - cx1), round(y1 - cy1), round(x2 - cx1), round(y2 - cy1))
-        shape = self._shape(crop, rect)
-        return np.asarray(self._net.compute_face_descriptor(crop, shape, self.jitters), dtype=np.float64)
+        return self.encode_crop(*face_crop(image_bgr, box))
+
+    def encode_crop(self, crop_rgb: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+        """The embedding of the face at ``rect`` (x1, y1, x2, y2) in a contiguous RGB crop from :func:`face_crop`."""
+        shape = self._shape(crop_rgb, self._rectangle(*rect))
+        return np.asarray(self._net.compute_face_descriptor(crop_rgb, shape, self.jitters), dtype=np.float64)
+
+
+def face_crop(image_bgr: np.ndarray, box: tuple[float, float, float, float]
+              ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The face and a margin as a contiguous RGB array (what dlib needs; cheaper than the whole frame, and small
+    enough to hand to another process), and the face box inside it."""
+    h, w = image_bgr.shape[:2]
+    x1, y1, x2, y2 = box
+    margin = 0.5 * max(x2 - x1, y2 - y1)
+    cx1, cy1 = int(max(0, x1 - margin)), int(max(0, y1 - margin))
+    cx2, cy2 = int(min(w, x2 + margin)), int(min(h, y2 + margin))
+    if cx2 - cx1 < 8 or cy2 - cy1 < 8:
+        raise InputError("face box is outside the image or too small to identify")
+    crop = np.ascontiguousarray(image_bgr[cy1:cy2, cx1:cx2, ::-1])
+    return crop, (round(x1 - cx1), round(y1 - cy1), round(x2 - cx1), round(y2 - cy1))
 
 
 @dataclass(frozen=True)

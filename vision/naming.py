@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgepilot.pilot.core.errors import InputError
-from edgepilot.vision.identity import FaceDatabase, FaceEncoder, Match
+from edgepilot.vision.identity import FaceDatabase, FaceEncoder, Match, face_crop
 from edgepilot.vision.tracker import CROWDED, Track
+
+if TYPE_CHECKING:
+    from edgepilot.vision.embed_worker import EmbeddingWorker
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +55,29 @@ class NamingConfig:
     max_per_frame: int = 1
     #: dlib's aligned chip is 150 px; faces much smaller than this give unreliable embeddings.
     min_face_px: float = 40.0
+    #: Embed in a process of its own (live cameras): frames never wait for dlib, a name arrives a few frames later.
+    #: Off for offline replays, which wait for every embedding and so give the same names on every run.
+    background: bool = False
+
+
+def _is_doubted(track: Track) -> bool:
+    return track.recheck is not None and track.recheck != CROWDED
 
 
 class TrackNamer:
     def __init__(self, database: FaceDatabase, encoder: FaceEncoder | None = None,
                  config: NamingConfig | None = None) -> None:
         self.database = database
-        self.encoder = encoder or FaceEncoder()
+        self.encoder = encoder  # loaded on first use, unless embeddings run in the background
         self.config = config or NamingConfig()
         self.embeddings_computed = 0
+        self.worker: EmbeddingWorker | None = None
+        if self.config.background:
+            from edgepilot.vision.embed_worker import EmbeddingWorker
+
+            self.worker = EmbeddingWorker()
+        #: (track id, whether the tracker doubted it) of the face the worker is embedding.
+        self._in_flight: tuple[int, bool] | None = None
 
     def _due(self, track: Track, t_s: float) -> int | None:
         """Priority (lower first) if ``track`` needs an embedding now, else None."""
@@ -85,25 +103,61 @@ class TrackNamer:
         frame (no budget left, face too small) reports no name until it is checked."""
         if not len(self.database):
             return 0
+        ran = self._collect(tracks, t_s) if self.worker is not None else 0
         due = sorted((p, t.identified_t_s if t.identified_t_s is not None else -np.inf, -t.size, i)
                      for i, t in enumerate(tracks) if (p := self._due(t, t_s)) is not None)
-        ran = 0
-        for *_, i in due[: self.config.max_per_frame]:
-            track = tracks[i]
-            try:
-                embedding = self.encoder.encode(image_bgr, tuple(track.box))
-            except InputError as exc:
-                log.debug("track %d not identified: %s", track.id, exc)
-                track.identified_t_s = t_s
-                continue
-            ran += 1
-            self._apply(track, self.database.match(embedding), t_s)
+        if self.worker is not None:
+            if due and not self.worker.busy:
+                track = tracks[due[0][-1]]
+                try:
+                    self.worker.submit(track.id, *face_crop(image_bgr, tuple(track.box)))
+                    self._in_flight = (track.id, _is_doubted(track))
+                except InputError as exc:
+                    log.debug("track %d not identified: %s", track.id, exc)
+                    track.identified_t_s = t_s
+        else:
+            if self.encoder is None:
+                self.encoder = FaceEncoder()
+            for *_, i in due[: self.config.max_per_frame]:
+                track = tracks[i]
+                try:
+                    embedding = self.encoder.encode(image_bgr, tuple(track.box))
+                except InputError as exc:
+                    log.debug("track %d not identified: %s", track.id, exc)
+                    track.identified_t_s = t_s
+                    continue
+                ran += 1
+                self._apply(track, self.database.match(embedding), t_s)
         for track in tracks:
             if track.recheck is not None and track.recheck != CROWDED and track.name is not None:
                 log.debug("track %d: name %s withheld until checked (%s)", track.id, track.name, track.recheck)
                 track.name = None
         self.embeddings_computed += ran
         return ran
+
+    def _collect(self, tracks: list[Track], t_s: float) -> int:
+        """Apply the worker's answer if it is back; 1 if an embedding was used."""
+        answer = self.worker.poll()
+        if answer is None:
+            return 0
+        (track_id, doubted_then), (_, result) = self._in_flight, answer
+        self._in_flight = None
+        track = next((t for t in tracks if t.id == track_id), None)
+        if track is None:
+            return 0  # not seen in this frame: it is checked again when it is
+        if isinstance(result, InputError):
+            log.debug("track %d not identified: %s", track.id, result)
+            track.identified_t_s = t_s
+            return 0
+        if _is_doubted(track) and not doubted_then:
+            return 0  # the tracker doubted it after the crop was taken: that face may not be this one any more
+        self._apply(track, self.database.match(result), t_s)
+        return 1
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
     def _apply(self, track: Track, match: Match, t_s: float) -> None:
         held = track.name

@@ -98,7 +98,9 @@ class Perception:
 
     @classmethod
     def rebuild(cls, spec: dict) -> Perception:
-        return cls(from_dict(PerceptionConfig, spec))
+        """Offline: embeddings are waited for (a live run's background names depended on its timing)."""
+        config = from_dict(PerceptionConfig, spec)
+        return cls(replace(config, naming=replace(config.naming, background=False)))
 
     @property
     def faces_dir(self) -> Path | None:
@@ -185,7 +187,10 @@ class Perception:
         self.tracker.tracks.clear()
 
     def close(self) -> None:
-        """Nothing to release today (interpreters free themselves); kept so callers can use ``with``."""
+        """Stops the background embedding process, if any (interpreters free themselves)."""
+        if self._namer is not None:
+            self._namer.close()
+            self._namer = None
 
     def __enter__(self) -> Perception:
         return self

@@ -115,14 +115,19 @@ def _sim_camera(vehicle, clock: Clock, seed: int) -> Camera:
     return SimCamera(World.build(seed, vehicle.kind), vehicle, clock)
 
 
-def _detector(args: argparse.Namespace, script: list[Command], faces_dir: Path | None):
-    """Perception runs when something must see: following (in the plan, or possibly said), or a face database."""
+def _detector(args: argparse.Namespace, script: list[Command], faces_dir: Path | None, stack: ExitStack):
+    """Perception runs when something must see: following (in the plan, or possibly said), or a face database.
+
+    Live, faces are embedded in a process of their own (frames never wait ~100 ms for dlib); ``--fast`` runs step by
+    step on a fake clock and waits for each embedding instead."""
     needs = args.voice or args.keys or args.faces or any(c.verb == "follow" for c in script)
     if not needs:
         return None
+    from edgepilot.vision.naming import NamingConfig
     from edgepilot.vision.pipeline import Perception
 
-    perception = Perception(detect=("face", "person"), faces_dir=faces_dir, person_every=2)
+    perception = stack.enter_context(Perception(detect=("face", "person"), faces_dir=faces_dir, person_every=2,
+                                                naming=NamingConfig(background=not args.fast)))
     return perception.process
 
 
@@ -216,7 +221,7 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
 
             listener = VoiceListener(args.voice, engine=args.engine, lang=args.lang)
             stack.callback(listener.stop)
-        detect = _detector(args, script, faces_dir)
+        detect = _detector(args, script, faces_dir, stack)
         pilot: Pilot | None = None
         signals.shielded = lambda: pilot is not None and pilot.closing
         vehicle = open_vehicle(SIM_NAMES[args.verb] if simulated else args.vehicle, **options)
