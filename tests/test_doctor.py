@@ -1,9 +1,13 @@
 import json
 import shutil
 
+import pytest
+
 from edgepilot.models import models_dir
 from edgepilot.pilot.app.cli import main
 from edgepilot.pilot.app.doctor_cmd import check_models, check_tello
+
+pytestmark = pytest.mark.xdist_group("tello")  # asks 127.0.0.1:8889, where Tello tests' emulators listen
 
 
 def test_doctor_runs_every_check_and_reports_json(capsys):

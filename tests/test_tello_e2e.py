@@ -31,6 +31,8 @@ from edgepilot.pilot.core.safety import Supervisor
 from edgepilot.sim import tello_netns
 from edgepilot.sim.tello_emulator import EmulatorConfig, TelloEmulator
 
+#: Every Tello test uses its fixed UDP ports or network namespace: one xdist worker runs them one after another.
+pytestmark = pytest.mark.xdist_group("tello")
 NET = tello_netns.TelloNetwork()
 
 
@@ -321,6 +323,7 @@ def test_close_frees_every_port_and_a_second_run_connects(emulator, run_log):
 DJITELLOPY_FLIGHT = """
 import json, logging, sys
 from djitellopy import Tello
+
 Tello.LOGGER.setLevel(logging.WARNING)
 tello = Tello(host=sys.argv[1])
 tello.connect()

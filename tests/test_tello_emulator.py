@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from edgepilot.drone.tello_protocol import STATE_FIELDS, parse_state
 from edgepilot.sim.tello_emulator import EmulatorConfig, TelloEmulator
 
+#: Every Tello test uses its fixed UDP ports or network namespace: one xdist worker runs them one after another.
+pytestmark = pytest.mark.xdist_group("tello")
+
 
 class Client:
     """A raw SDK client: a control socket and a state socket on the loopback."""

