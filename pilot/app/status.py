@@ -39,6 +39,7 @@ class RunStatus:
         self._lock = threading.Lock()
         self._new_frame = threading.Condition(self._lock)
         self._frame_ready_s = 0.0
+        self._wakes = 0
         self._pilot: Pilot | None = None
         self.vehicle = vehicle
         self.kind = kind
@@ -138,11 +139,14 @@ class RunStatus:
         """Wait until the frame counter passes ``after`` (or the timeout): (counter, newest seen, when it arrived
         in ``time.perf_counter()`` seconds)."""
         with self._new_frame:
-            self._new_frame.wait_for(lambda: self._frame_count != after, timeout=timeout_s)
+            wakes = self._wakes
+            self._new_frame.wait_for(lambda: self._frame_count != after or self._wakes != wakes, timeout=timeout_s)
             return self._frame_count, self._seen, self._frame_ready_s
 
     def wake_frame_waiters(self) -> None:
+        """End every :meth:`wait_frame` now (a reader is stopping)."""
         with self._new_frame:
+            self._wakes += 1
             self._new_frame.notify_all()
 
     def history(self) -> list[list[float]]:

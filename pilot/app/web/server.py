@@ -80,6 +80,7 @@ class Cockpit:
         self._state_json = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._broadcaster: asyncio.Task | None = None
         self._thread: threading.Thread | None = None
         self._files = {name: (resources.files(__package__) / "static" / name).read_bytes() for name in STATIC}
         self._encoder = FrameEncoder(self.status, self._jpeg_ready, lambda: bool(self._viewers))
@@ -89,6 +90,10 @@ class Cockpit:
         """Show ``pilot``'s run and let the page command it (call before the run, or on its first tick)."""
         self._pilot = pilot
         self.status.attach(pilot)
+
+    @property
+    def attached(self) -> bool:
+        return self._pilot is not None
 
     def stay_alive(self) -> bool:
         return not self.end_requested.is_set()
@@ -133,6 +138,7 @@ class Cockpit:
     async def _open(self) -> None:
         app = web.Application(middlewares=[self._guard], client_max_size=16 * 1024)
         app.router.add_get("/", self._index)
+        app.router.add_get("/favicon.ico", self._no_icon)
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/api/state", self._state)
         app.router.add_get("/api/history", self._history)
@@ -144,9 +150,11 @@ class Cockpit:
         site = web.TCPSite(self._runner, self.bind.host, self.bind.port, reuse_address=True)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        asyncio.get_running_loop().create_task(self._broadcast_state())
+        self._broadcaster = asyncio.get_running_loop().create_task(self._broadcast_state())
 
     async def _close(self) -> None:
+        if self._broadcaster is not None:
+            self._broadcaster.cancel()
         self._publish_state()
         for viewer in list(self._viewers.values()):
             viewer.wake.set()
@@ -178,6 +186,9 @@ class Cockpit:
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(body=self._files["index.html"], content_type="text/html")
+
+    async def _no_icon(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
 
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
