@@ -57,6 +57,7 @@ class Viewer:
         self.address = address
         self.wake = asyncio.Event()
         self.sent_seq = 0
+        self.sent_ready_s = 0.0
         self.acked_seq = 0
         self.moved = False  # sent a non-zero velocity since taking control
 
@@ -72,6 +73,7 @@ class Cockpit:
         self.end_requested = threading.Event()
         self.port: int | None = None
         self.latency_s: list[float] = []  # frame ready (perception done) -> its bytes handed to the socket
+        self.shown_s: list[float] = []  # frame ready -> the page's ack after showing it (includes the ack's trip)
         self._pilot: Pilot | None = None
         self._viewers: dict[int, Viewer] = {}
         self._next_number = 1
@@ -252,6 +254,8 @@ class Cockpit:
         kind = data.get("type")
         if kind == "ack":
             viewer.acked_seq = int(data.get("seq") or 0)
+            if viewer.acked_seq == viewer.sent_seq and len(self.shown_s) < 100_000:
+                self.shown_s.append(time.perf_counter() - viewer.sent_ready_s)
             viewer.wake.set()
             return
         if kind == "release":
@@ -370,6 +374,7 @@ class Cockpit:
                 jpeg = self._jpeg
                 if jpeg is not None and jpeg.seq != viewer.sent_seq and viewer.acked_seq >= viewer.sent_seq:
                     viewer.sent_seq = jpeg.seq
+                    viewer.sent_ready_s = jpeg.frame_ready_s
                     await viewer.ws.send_bytes(struct.pack(">I", jpeg.seq) + jpeg.data)
                     if len(self.latency_s) < 100_000:
                         self.latency_s.append(time.perf_counter() - jpeg.frame_ready_s)

@@ -76,9 +76,11 @@ class FrameEncoder:
         done = 0
         while not self._stop.is_set():
             count, seen, ready_s = self.status.wait_frame(done, timeout_s=0.5)
-            if count == done or seen is None or not self.watching():
+            if count == done:
                 continue
             done = count
+            if seen is None or not self.watching():
+                continue
             started = time.perf_counter()
             try:
                 data = annotate(seen, self.status.snapshot())
