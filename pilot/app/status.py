@@ -59,7 +59,7 @@ class RunStatus:
         self._safety: dict[str, Any] = {"state": "ok", "last": None, "overrides": 0}
         self._heard: dict[str, Any] | None = None
         self._frame_count = 0
-        self._extra: dict[str, Any] = {"recording": None, "controller": None, "viewers": 0}
+        self._extra: dict[str, Any] = {"recording": None, "clip": None, "controller": None, "viewers": 0}
         self.ended: str | None = None
 
     def attach(self, pilot: Pilot) -> RunStatus:
@@ -121,7 +121,8 @@ class RunStatus:
                            "understood": command is not None, "reason": reason}
 
     def set(self, **fields: Any) -> None:
-        """Fields the run sets from outside the loop: ``recording`` (a path or None), ``controller``, ``viewers``."""
+        """Fields the run sets from outside the loop: ``recording`` (the flight recorder's folder or None), ``clip``
+        (the annotated video the cockpit writes, or None), ``controller``, ``viewers``."""
         with self._lock:
             self._extra.update(fields)
 

@@ -39,7 +39,7 @@ def open_cockpit(args: argparse.Namespace, stack: ExitStack) -> Cockpit | None:
     from edgepilot.pilot.app.web.server import Cockpit
 
     bind = parse_bind(args.web)
-    cockpit = Cockpit(bind, make_token(args.web_token))
+    cockpit = Cockpit(bind, make_token(args.web_token), out_dir=getattr(args, "out", None))
     try:
         urls = cockpit.start()
     except OSError as exc:

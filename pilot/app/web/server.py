@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -66,9 +67,10 @@ class Cockpit:
     """Start with :meth:`start` (returns the URLs to print), connect a run with :meth:`attach`, end with
     :meth:`stop`. ``stay_alive`` is false once a page pressed "end run"."""
 
-    def __init__(self, bind: Bind, token: str, status: RunStatus | None = None) -> None:
+    def __init__(self, bind: Bind, token: str, status: RunStatus | None = None, out_dir: Path | None = None) -> None:
         self.bind = bind
         self.token = token
+        self.out_dir = out_dir or Path("out")
         self.status = status or RunStatus()
         self.end_requested = threading.Event()
         self.port: int | None = None
@@ -276,6 +278,8 @@ class Cockpit:
             await self._reply(viewer, self._command(data.get("text")))
         elif kind == "teleop":
             self._teleop(viewer, data)
+        elif kind == "record":
+            await self._reply(viewer, self._toggle_clip())
         elif kind == "end":
             self._end(f"end run (viewer #{viewer.number})")
 
@@ -303,6 +307,21 @@ class Cockpit:
         if command.verb == "wait":
             return "wait is for scripts"
         self._pilot.submit(command)
+        return None
+
+    def _toggle_clip(self) -> str | None:
+        """Start or stop writing the annotated video into ``out_dir``; None when done, else why not."""
+        if self._encoder.recording is not None:
+            self._encoder.record(None)
+        else:
+            path = self.out_dir / f"cockpit-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._encoder.record(path)
+            except Exception as exc:  # noqa: BLE001 - the page shows why; the run goes on
+                return f"cannot record {path}: {exc}"
+        self.status.set(clip=None if self._encoder.recording is None else str(self._encoder.recording))
+        self._publish_state()
         return None
 
     def _teleop(self, viewer: Viewer, data: dict[str, Any]) -> None:
