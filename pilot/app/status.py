@@ -126,9 +126,14 @@ class RunStatus:
         with self._lock:
             self._extra.update(fields)
 
-    def end(self, why: str) -> None:
+    def end(self, why: str, final: Telemetry | None = None) -> None:
+        """The run is over (``why``); ``final`` is the vehicle's state after it was brought down."""
         with self._lock:
             self.ended = why
+            if final is not None:
+                self._telemetry = final
+                if not final.flying and self._mode is not Mode.EMERGENCY:
+                    self._mode = Mode.LANDED
 
     # -- readers --------------------------------------------------------------------------------------------------
     def latest_seen(self) -> tuple[int, Seen | None]:
