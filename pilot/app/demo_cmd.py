@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         from edgepilot.pilot.app.status import RunStatus
         from edgepilot.pilot.app.terminal import StatusLine
 
-        cockpit = web_launch.open_cockpit(args, stack)
+        cockpit = web_launch.open_cockpit(args, stack, out_dir=args.out)
         status = cockpit.status if cockpit is not None else RunStatus()
         line = None
         if not args.json and sys.stderr.isatty():  # progress in place: the demo takes a while

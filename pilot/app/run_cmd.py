@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         options["settings"] = _tello_settings(settings)
     with ExitStack() as stack:
         recorder = _recorder(args, stack)
-        cockpit = web_launch.open_cockpit(args, stack)  # before the vehicle: a port in use moves nothing
+        cockpit = web_launch.open_cockpit(args, stack, out_dir=args.out)  # before the vehicle: a port in use moves nothing
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from edgepilot.voice.listener import VoiceListener

@@ -73,6 +73,8 @@ class Cockpit:
         self.out_dir = out_dir or Path("out")
         self.status = status or RunStatus()
         self.end_requested = threading.Event()
+        #: Why the page may not command anything (a replay), or None.
+        self.read_only: str | None = None
         self.port: int | None = None
         self.latency_s: list[float] = []  # frame ready (perception done) -> its bytes handed to the socket
         self.shown_s: list[float] = []  # frame ready -> the page's ack after showing it (includes the ack's trip)
@@ -212,6 +214,8 @@ class Cockpit:
         except ValueError:
             return web.json_response({"error": 'send JSON: {"command": "takeoff"}'}, status=400)
         text = body.get("command") if isinstance(body, dict) else None
+        if self.read_only is not None:
+            return web.json_response({"error": self.read_only}, status=409)
         if self._controller is not None and not (isinstance(text, str) and text.strip().lower() in ANYONE):
             return web.json_response({"error": f"viewer #{self._controller} holds control"}, status=409)
         error = self._command(text)
@@ -259,6 +263,9 @@ class Cockpit:
             if viewer.acked_seq == viewer.sent_seq and len(self.shown_s) < 100_000:
                 self.shown_s.append(time.perf_counter() - viewer.sent_ready_s)
             viewer.wake.set()
+            return
+        if self.read_only is not None and kind != "release":
+            await self._reply(viewer, self.read_only)
             return
         if kind == "release":
             if self._controller == viewer.number:

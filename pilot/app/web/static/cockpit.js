@@ -68,6 +68,13 @@ function onState(s) {
   if (s.ended) { ended = true; setBadge("mode", "run ended: " + s.ended, "bad"); }
   else setBadge("mode", s.mode, s.mode === "emergency" ? "bad" : s.flying ? "ok" : "");
   $("vehicle").textContent = s.vehicle;
+  if (s.replay) {  // a recording played back: a timeline instead of controls
+    document.body.classList.add("replay");
+    $("timeline").hidden = false;
+    $("replay-progress").max = s.replay.total_s || 1;
+    $("replay-progress").value = s.t_s;
+    $("replay-time").textContent = "replay " + fmt(s.t_s, 1) + " / " + fmt(s.replay.total_s, 1) + " s";
+  }
   $("btn-record").textContent = s.clip ? "Stop recording" : "Record";
   $("btn-record").classList.toggle("armed", Boolean(s.clip));
   const link = s.link || {};
