@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
+from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -27,32 +30,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="end stdout with one JSON object of the results")
     parser.add_argument("--record", type=Path, metavar="DIR", help="also record the run into the new folder DIR "
                         "for 'edgepilot replay DIR'")
+    web_launch.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise InputError(f"--seed must be 0 or more, got {args.seed}")
+    web_launch.check_arguments(args)
     video = None if args.no_video else args.out / f"demo-{args.vehicle}.mp4"
     recorder = None
     if args.record is not None:
-        import sys
-
         from edgepilot.pilot.record.recorder import Recorder
 
         recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
     started = time.monotonic()
-    try:
-        if args.vehicle == "car":
-            from edgepilot.pilot.app.demo import car_demo
-
-            summary = car_demo(args.seed, video, recorder)
-        else:
-            from edgepilot.pilot.app.demo import drone_demo
-
-            summary = drone_demo(args.seed, video, recorder=recorder)
-    finally:
+    with ExitStack() as stack:
         if recorder is not None:
-            recorder.close()
+            stack.callback(recorder.close)
+        from edgepilot.pilot.app.demo import CAR_DEMO_S, DRONE_DEMO_S, car_demo, drone_demo
+        from edgepilot.pilot.app.status import RunStatus
+        from edgepilot.pilot.app.terminal import StatusLine
+
+        cockpit = web_launch.open_cockpit(args, stack, out_dir=args.out)
+        status = cockpit.status if cockpit is not None else RunStatus()
+        line = None
+        if not args.json and sys.stderr.isatty():  # progress in place: the demo takes a while
+            line = StatusLine(status, total_s=CAR_DEMO_S if args.vehicle == "car" else DRONE_DEMO_S).start()
+            stack.callback(line.stop)
+
+        def watch(pilot) -> None:
+            if cockpit is not None:
+                cockpit.attach(pilot)
+            else:
+                status.attach(pilot)
+            if line is not None:
+                pilot.add_tap(line)
+
+        if args.vehicle == "car":
+            summary = car_demo(args.seed, video, recorder, watch=watch)
+        else:
+            summary = drone_demo(args.seed, video, recorder=recorder, watch=watch, status=status)
+        status.end("demo finished")
     wall_s = time.monotonic() - started
     if args.json:
         print(json.dumps(summary), flush=True)
