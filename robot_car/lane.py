@@ -192,9 +192,18 @@ class LaneBehaviour:
 
     def __init__(self, camera: CameraModel, config: LaneConfig | None = None, *, stop_labels: tuple[str, ...] =
                  ("person", "face"), stop_distance_cm: float = 90.0, clear_s: float = 1.0, stale_s: float = 0.5,
-                 speed_cm_s: float | None = None, min_score: float = 0.85) -> None:
+                 speed_cm_s: float | None = None, min_score: float = 0.85, distortion: tuple[float, ...] = (),
+                 unsure_below: float = 0.5, stop_below: float = 0.25) -> None:
         self.follower = LaneFollower(camera, config)
         self.camera = camera
+        #: Lens distortion (OpenCV's k1 k2 p1 p2 k3) from ``edgepilot calibrate camera``: removed before looking.
+        self.distortion = tuple(distortion)
+        #: Below ``unsure_below`` the car slows in proportion; below ``stop_below`` it stops and says why.
+        self.unsure_below = unsure_below
+        self.stop_below = stop_below
+        self._events: list[tuple[str, str]] = []
+        self._unsure = False
+        self._undistort_maps: tuple[np.ndarray, np.ndarray] | None = None
         self.stop_labels = stop_labels
         self.stop_distance_cm = stop_distance_cm
         self.clear_s = clear_s
@@ -211,7 +220,8 @@ class LaneBehaviour:
         return {"camera": to_dict(self.camera), "config": to_dict(self.follower.config),
                 "stop_labels": list(self.stop_labels), "stop_distance_cm": self.stop_distance_cm,
                 "clear_s": self.clear_s, "stale_s": self.stale_s, "speed_cm_s": self.speed_cm_s,
-                "min_score": self.min_score}
+                "min_score": self.min_score, "distortion": list(self.distortion), "unsure_below": self.unsure_below,
+                "stop_below": self.stop_below}
 
     @classmethod
     def rebuild(cls, spec: dict) -> LaneBehaviour:
@@ -221,7 +231,9 @@ class LaneBehaviour:
         return cls(from_dict(CameraModel, camera), from_dict(LaneConfig, spec["config"]),
                    stop_labels=tuple(spec["stop_labels"]), stop_distance_cm=spec["stop_distance_cm"],
                    clear_s=spec["clear_s"], stale_s=spec["stale_s"], speed_cm_s=spec["speed_cm_s"],
-                   min_score=spec["min_score"])
+                   min_score=spec["min_score"], distortion=tuple(spec.get("distortion", ())),
+                   # recorded before the confidence gate: it never slowed or stopped for an unsure lane
+                   unsure_below=spec.get("unsure_below", 0.0), stop_below=spec.get("stop_below", 0.0))
 
     @property
     def mode(self) -> str:
@@ -240,14 +252,37 @@ class LaneBehaviour:
         # obstacle check, which sees the feet themselves, watches the kerb margin.
         return ahead <= self.stop_distance_cm and abs(left - lane_left) <= cfg.half_width_cm
 
+    def poll_events(self) -> list[tuple[str, str]]:
+        events, self._events = self._events, []
+        return events
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The frame as the camera model describes it: scaled to its size, lens distortion removed."""
+        cam = self.camera
+        if image.shape[1] != cam.width or image.shape[0] != cam.height:
+            image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+        if any(self.distortion):
+            if self._undistort_maps is None:
+                self._undistort_maps = cv2.initUndistortRectifyMap(
+                    cam.matrix, np.asarray(self.distortion), None, cam.matrix, (cam.width, cam.height), cv2.CV_16SC2)
+            image = cv2.remap(image, *self._undistort_maps, cv2.INTER_LINEAR)
+        return image
+
+    def person_in_path(self, seen: Seen) -> bool:
+        """A confident person detection whose feet stand in the lane ahead (boxes in the frame's own pixels)."""
+        sx, sy = self.camera.width / seen.width, self.camera.height / seen.height
+        return any(d.label in self.stop_labels and d.score >= self.min_score
+                   and self.in_path(Detection(d.label, d.score, (d.box[0] * sx, d.box[1] * sy, d.box[2] * sx,
+                                                                   d.box[3] * sy)))
+                   for d in seen.detections)
+
     def update(self, seen: Seen | None, now_s: float) -> Velocity:
         if seen is None or seen.frame is None or now_s - seen.frame_t_s > self.stale_s:
             self.state = "no camera frame"
             return Velocity()
-        velocity = self.follower.update(seen.frame.image, self.speed_cm_s)
+        velocity = self.follower.update(self.prepare(seen.frame.image), self.speed_cm_s)
         estimate = self.follower.last
-        person = any(d.label in self.stop_labels and d.score >= self.min_score and self.in_path(d)
-                     for d in seen.detections)
+        person = self.person_in_path(seen)
         if person or estimate.obstacle:
             if self._blocked_since is None:
                 self._blocked_since = now_s
@@ -255,6 +290,7 @@ class LaneBehaviour:
             if person and not self._person_this_stop:
                 self._person_this_stop = True  # one stop, counted once, whichever sensor saw the block first
                 self.stops_for_person += 1
+                self._events.append(("person_stop", "stopped: a person stands in the lane ahead"))
             self._clear_since = None
             self.state = "stopped: person in the path" if person else "stopped: obstacle"
             return Velocity()
@@ -263,5 +299,26 @@ class LaneBehaviour:
             if now_s - self._clear_since < self.clear_s:
                 return Velocity()
             self._blocked_since = self._clear_since = None
-        self.state = "driving" if estimate.found else "lane lost"
+            self._events.append(("path_clear", f"the lane ahead has been clear for {self.clear_s:g} s: driving on"))
+        return self._gate(velocity, estimate)
+
+    def _gate(self, velocity: Velocity, estimate: LaneEstimate) -> Velocity:
+        """Unsure of the lane: slower the less sure, and stopped (saying why) below ``stop_below``."""
+        confidence = estimate.confidence if estimate.found else 0.0
+        if confidence < self.stop_below or not estimate.found:
+            why = "no lane lines seen" if not estimate.found else \
+                f"lane confidence {confidence:.2f} below {self.stop_below:g}"
+            self.state = f"stopped: unsure of the lane ({why})"
+            if not self._unsure:
+                self._unsure = True
+                self._events.append(("lane_unsure", f"{why}: stopped until the lane is clear again"))
+            return Velocity()
+        if self._unsure:
+            self._unsure = False
+            self._events.append(("lane_found", f"lane confidence {confidence:.2f}: driving on"))
+        if confidence < self.unsure_below:
+            self.state = f"slow: unsure of the lane (confidence {confidence:.2f})"
+            scale = max(0.3, confidence / self.unsure_below)
+            return Velocity(vx_cm_s=velocity.vx_cm_s * scale, yaw_rate_deg_s=velocity.yaw_rate_deg_s * scale)
+        self.state = "driving"
         return velocity
