@@ -44,6 +44,8 @@ class CarSetup:
     min_duty: float = 0.0
     lane_half_width_cm: float = 17.5
     cruise_cm_s: float = 30.0
+    #: Collecting training drives with the lane autopilot: steering noise (deg/s) it must recover from (0: none).
+    teach_noise_deg_s: float = 0.0
     intrinsics: str = ""
 
     def __post_init__(self) -> None:

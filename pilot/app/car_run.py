@@ -86,7 +86,7 @@ def open_picar(args: argparse.Namespace, settings: dict, clock: Clock, needs_cam
     return vehicle, setup
 
 
-def autopilots(vehicle: Any, camera: Camera | None, setup: CarSetup | None, model: Path | None
+def autopilots(vehicle: Any, camera: Camera | None, setup: CarSetup, model: Path | None, seed: int = 0
                ) -> dict[str, Callable[[], Any]]:
     """What ``autopilot lane`` and ``autopilot model`` start on this car (nothing without a camera)."""
     from edgepilot.robot_car.lane import LaneBehaviour, LaneConfig
@@ -96,17 +96,17 @@ def autopilots(vehicle: Any, camera: Camera | None, setup: CarSetup | None, mode
     intrinsics = getattr(camera, "intrinsics", None)
     if intrinsics is not None:  # the simulator's camera knows its own model; its track's lane is 35 cm wide
         geometry: tuple[CameraModel, tuple[float, ...]] = (intrinsics, ())
-        half_width, speed = 17.5, None
+        half_width = 17.5
     else:
-        assert setup is not None
         geometry = camera_model(setup, intrinsics_for(setup))
-        half_width, speed = setup.lane_half_width_cm, setup.cruise_cm_s
+        half_width = setup.lane_half_width_cm
     model_camera, distortion = geometry
     found: dict[str, Callable[[], Any]] = {
-        "lane": lambda: LaneBehaviour(model_camera, LaneConfig(half_width_cm=half_width), speed_cm_s=speed,
-                                      distortion=distortion)}
+        "lane": lambda: LaneBehaviour(model_camera, LaneConfig(half_width_cm=half_width), speed_cm_s=setup.cruise_cm_s,
+                                      distortion=distortion, teach_noise_deg_s=setup.teach_noise_deg_s, seed=seed)}
     if model is not None:
-        from edgepilot.robot_car.learned import LearnedDriver, load_driver
+        from edgepilot.pilot.app.driver_model import load_driver
+        from edgepilot.robot_car.learned import LearnedDriver
 
         driver = load_driver(model)  # once: a broken file fails the run before anything moves
         found["model"] = lambda: LearnedDriver(driver, model_camera, half_width_cm=half_width, distortion=distortion)
@@ -127,6 +127,6 @@ def note_model(recorder: Any, model: Path | None) -> None:
     """The run's manifest says which learned driver drove: its sha256 and its model card."""
     if recorder is None or model is None:
         return
-    from edgepilot.robot_car.learned import model_identity
+    from edgepilot.pilot.app.driver_model import model_identity
 
     recorder.manifest["driver_model"] = model_identity(model)

@@ -247,7 +247,8 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
                       on_record=printer, follow_config=follow,
                       perceive=(lambda now: perceive_once(camera, detect)) if args.fast and camera else None,
                       out_dir=args.out, can_see=detect is not None, names=names,
-                      autopilots=car_run.autopilots(vehicle, camera, setup, model) if detect is not None else None)
+                      autopilots=car_run.autopilots(vehicle, camera, setup or car_run.car_setup(settings), model,
+                                                    args.seed) if detect is not None else None)
         if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
             recorder.attach(pilot, script=script, perception=detect)
             car_run.note_model(recorder, model)
