@@ -107,7 +107,8 @@ class LaneDetector:
         previous = centre_col
         # From near (bottom) to far (top): each band's lane centre, searched around the previous band's.
         for top in range(self.view_h - band, -1, -band):
-            lines = _runs(mask[top:top + band].any(axis=0))
+            # a line crosses the whole band; a speck of glare or texture does not
+            lines = _runs(mask[top:top + band].sum(axis=0) >= max(1, (band + 1) // 2))
             if not lines:
                 continue
             left = [c for c in lines if c < previous]
@@ -137,7 +138,9 @@ class LaneDetector:
         coeffs = np.polyfit(ahead, lateral, 2 if len(rows) >= 6 else 1)
         lane = np.poly1d(coeffs)
         # Sure when lines were seen along most of the view and the bands agree on one smooth centre line.
-        scatter_cm = float(np.sqrt(np.mean((lane(ahead) - lateral) ** 2)))
+        # (a cubic: a tight curve is not a parabola, and it is no reason to doubt the lines)
+        smooth = np.poly1d(np.polyfit(ahead, lateral, 3)) if len(rows) >= 8 else lane
+        scatter_cm = float(np.sqrt(np.mean((smooth(ahead) - lateral) ** 2)))
         agreement = max(0.0, 1.0 - scatter_cm / (0.5 * cfg.half_width_cm))
         return LaneEstimate(
             found=True,

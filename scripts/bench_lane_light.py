@@ -61,7 +61,8 @@ def measure(seeds: int) -> dict[str, dict[str, float]]:
     return {name: {"found": float(np.mean(r["found"])), "confidence_median": float(np.median(r["confidence"])),
                    "confidence_p10": float(np.percentile(r["confidence"], 10)),
                    "error_median_cm": float(np.median(r["error"])) if r["error"] else float("nan"),
-                   "error_p90_cm": float(np.percentile(r["error"], 90)) if r["error"] else float("nan")}
+                   "error_p90_cm": float(np.percentile(r["error"], 90)) if r["error"] else float("nan"),
+                   "error_max_cm": float(np.max(r["error"])) if r["error"] else float("nan")}
             for name, r in results.items()}
 
 
@@ -70,10 +71,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     table = measure(args.seeds)
-    print(f"{'frames':<18} {'found':>6} {'conf median':>11} {'conf p10':>8} {'|err| median':>12} {'|err| p90':>9}")
+    print(f"{'frames':<18} {'found':>6} {'conf median':>11} {'conf p10':>8} {'|err| median':>12} {'|err| p90':>9} {'|err| max':>9}")
     for name, row in table.items():
         print(f"{name:<18} {row['found']:>6.0%} {row['confidence_median']:>11.2f} {row['confidence_p10']:>8.2f} "
-              f"{row['error_median_cm']:>10.1f} cm {row['error_p90_cm']:>6.1f} cm")
+              f"{row['error_median_cm']:>10.1f} cm {row['error_p90_cm']:>6.1f} cm {row['error_max_cm']:>6.1f} cm")
 
 
 if __name__ == "__main__":

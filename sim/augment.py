@@ -62,4 +62,11 @@ AUGMENTS: dict[str, Augment] = {
     "bright (x1.8)": exposure(1.8),
     "noise": noise,
     "shadow+blur+dark": lambda image, rng: exposure(0.5)(motion_blur(shadow(image, rng), rng), rng),
+    # harsher: where it should become unsure
+    "deep shadow x0.2": lambda image, rng: shadow(image, rng, darkness=0.2),
+    "glare 255": lambda image, rng: glare(image, rng, strength=255.0),
+    "blur 31 px": lambda image, rng: motion_blur(image, rng, length_px=31),
+    "dark (x0.12)": exposure(0.12),
+    "bright (x3)": exposure(3.0),
+    "noise std 40": lambda image, rng: noise(image, rng, std=40.0),
 }
