@@ -6,7 +6,8 @@ resized to 160x120, lens distortion removed first, scaled to [0, 1]) and the lab
 :data:`STEER_DEG_S`, throttle = forward speed / :data:`THROTTLE_CM_S`, both in [-1, 1]).
 
 The stop for people stays a separate safety layer over the learned steering: a confident person whose feet stand in
-the corridor ahead stops the car whatever the network says, and it drives on after ``clear_s`` clear.
+the corridor ahead (the lane where the lane detector sees one, else the arc being driven) stops the car whatever the
+network says, and it drives on after ``clear_s`` clear.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from edgepilot.pilot.core.config import to_dict
 from edgepilot.pilot.core.geometry import CameraModel
-from edgepilot.pilot.core.messages import Seen, Velocity
-from edgepilot.robot_car.lane import feet_in_lane
+from edgepilot.pilot.core.messages import Detection, Seen, Velocity
+from edgepilot.robot_car.lane import LaneConfig, LaneDetector, feet_in_lane
 
 INPUT_W, INPUT_H = 160, 120
 STEER_DEG_S = 90.0
@@ -73,6 +74,7 @@ class LearnedDriver:
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
         self._frame_t_s: float | None = None
         self._velocity = Velocity()
+        self._lane = LaneDetector(camera, LaneConfig(half_width_cm=half_width_cm))
 
     def describe(self) -> dict:
         return {"camera": to_dict(self.camera), "half_width_cm": self.half_width_cm,
@@ -87,14 +89,22 @@ class LearnedDriver:
         return events
 
     def _person_in_path(self, seen: Seen) -> bool:
-        from edgepilot.pilot.core.messages import Detection
-
+        people = [d for d in seen.detections if d.label in self.stop_labels and d.score >= self.min_score]
+        if not people:
+            return False
         sx, sy = self.camera.width / seen.width, self.camera.height / seen.height
-        return any(d.label in self.stop_labels and d.score >= self.min_score
-                   and feet_in_lane(self.camera, Detection(d.label, d.score, (d.box[0] * sx, d.box[1] * sy,
-                                                                              d.box[2] * sx, d.box[3] * sy)),
-                                    self.half_width_cm, self.stop_distance_cm)
-                   for d in seen.detections)
+        # The corridor follows the lane where the lane detector sees one (as the lane autopilot's does: in a curve,
+        # a person beside the road straight ahead is not in the way, one on the road round the bend is), else the
+        # arc the car is driving (its last set-point's curvature).
+        assert seen.frame is not None
+        lane = self._lane.estimate(self._undistort(seen.frame.image, resize=True))
+        v = self._velocity
+        curvature = math.radians(v.yaw_rate_deg_s) / v.vx_cm_s if v.vx_cm_s > 1.0 else 0.0
+        centre = lane.centre if lane.found else (lambda ahead_cm: 0.5 * curvature * ahead_cm * ahead_cm)
+        return any(feet_in_lane(self.camera, Detection(d.label, d.score, (d.box[0] * sx, d.box[1] * sy,
+                                                                          d.box[2] * sx, d.box[3] * sy)),
+                                self.half_width_cm, self.stop_distance_cm, centre)
+                   for d in people)
 
     def update(self, seen: Seen | None, now_s: float) -> Velocity:
         if seen is None or seen.frame is None or now_s - seen.frame_t_s > self.stale_s:
@@ -121,12 +131,14 @@ class LearnedDriver:
         self.state = "driving"
         return self._velocity
 
-    def _undistort(self, image: np.ndarray) -> np.ndarray:
-        if not any(self.distortion):
-            return image
+    def _undistort(self, image: np.ndarray, resize: bool = False) -> np.ndarray:
         cam = self.camera
+        if not any(self.distortion) and not resize:
+            return image
         if image.shape[1] != cam.width or image.shape[0] != cam.height:
             image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+        if not any(self.distortion):
+            return image
         if self._maps is None:
             self._maps = cv2.initUndistortRectifyMap(cam.matrix, np.asarray(self.distortion), None, cam.matrix,
                                                      (cam.width, cam.height), cv2.CV_16SC2)
