@@ -18,6 +18,15 @@ from edgepilot.pilot.core.config import from_dict, to_dict
 from edgepilot.pilot.core.geometry import CameraModel
 from edgepilot.pilot.core.messages import Detection, Seen, Velocity
 
+#: Wider than a line in the bird's-eye view (1 cm per pixel: a 2.5 cm line), narrower than a lane.
+LINE_KERNEL_PX = 9
+#: A line is at least this much brighter than the ground around it (0.4 = 40%).
+MIN_LINE_CONTRAST = 0.4
+#: Something differs from the road when its grey level is this many times brighter or darker, or its colour this
+#: much more saturated (0-255), than the road's median in view, beyond the road's own spread.
+FOREIGN_RATIO = 1.8
+FOREIGN_SATURATION = 60.0
+
 
 @dataclass(frozen=True)
 class LaneConfig:
@@ -44,7 +53,7 @@ class LaneEstimate:
     offset_cm: float = 0.0      # lane centre relative to the car at the lookahead: + is left
     heading_deg: float = 0.0    # lane direction relative to the car: + is turning left
     obstacle: bool = False
-    confidence: float = 0.0     # fraction of row bands where a line was seen
+    confidence: float = 0.0     # 0-1: fraction of row bands where a line was seen x how well they agree
     #: The lane centre: lateral offset (cm, + left) as a function of the distance ahead (cm); straight if not found.
     centre: Callable[[float], float] = lambda ahead_cm: 0.0
 
@@ -70,11 +79,22 @@ class LaneDetector:
 
     @staticmethod
     def line_mask(view: np.ndarray) -> np.ndarray:
-        """White and yellow paint on dark asphalt."""
-        hsv = cv2.cvtColor(view, cv2.COLOR_BGR2HSV)
-        white = (hsv[..., 2] > 170) & (hsv[..., 1] < 70)
-        yellow = (hsv[..., 0] >= 15) & (hsv[..., 0] <= 40) & (hsv[..., 1] > 90) & (hsv[..., 2] > 120)
-        return white | yellow
+        """Painted lines (or rails): narrow stripes brighter than the ground around them, whatever the light.
+
+        No colour or brightness threshold: a line is where the grey level stands out of a morphological opening
+        (the ground with every stripe narrower than ``LINE_KERNEL_PX`` removed) by a *ratio* (Weber contrast), so
+        shadows and exposure, which scale both, change nothing; the ratio needed is a fraction of the strongest
+        stripes in view (a glare patch lowers the contrast of the lines under it, not the others'), never below
+        ``MIN_LINE_CONTRAST`` (texture and sensor noise)."""
+        grey = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (LINE_KERNEL_PX, LINE_KERNEL_PX))
+        ground = cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel)
+        contrast = (grey - ground) / (ground + 8.0)
+        valid = view.max(axis=2) > 0  # not the black border of the warp
+        if not valid.any():
+            return np.zeros(grey.shape, bool)
+        strongest = float(np.percentile(contrast[valid], 99.5))
+        return valid & (contrast > max(MIN_LINE_CONTRAST, 0.3 * strongest))
 
     def estimate(self, image: np.ndarray) -> LaneEstimate:
         cfg = self.config
@@ -87,7 +107,8 @@ class LaneDetector:
         previous = centre_col
         # From near (bottom) to far (top): each band's lane centre, searched around the previous band's.
         for top in range(self.view_h - band, -1, -band):
-            lines = _runs(mask[top:top + band].any(axis=0))
+            # a line crosses the whole band; a speck of glare or texture does not
+            lines = _runs(mask[top:top + band].sum(axis=0) >= max(1, (band + 1) // 2))
             if not lines:
                 continue
             left = [c for c in lines if c < previous]
@@ -116,14 +137,33 @@ class LaneDetector:
         # A parabola follows the curves of a small track; too few points for one and a line must do.
         coeffs = np.polyfit(ahead, lateral, 2 if len(rows) >= 6 else 1)
         lane = np.poly1d(coeffs)
+        # Sure when lines were seen along most of the view and the bands agree on one smooth centre line.
+        # (a cubic: a tight curve is not a parabola, and it is no reason to doubt the lines)
+        smooth = np.poly1d(np.polyfit(ahead, lateral, 3)) if len(rows) >= 8 else lane
+        scatter_cm = float(np.sqrt(np.mean((smooth(ahead) - lateral) ** 2)))
+        agreement = max(0.0, 1.0 - scatter_cm / (0.5 * cfg.half_width_cm))
         return LaneEstimate(
             found=True,
             offset_cm=float(lane(cfg.lookahead_cm)),
             heading_deg=math.degrees(math.atan(float(lane.deriv()(cfg.near_cm)))),
             obstacle=self._obstacle(view, mask, lane),
-            confidence=len(rows) / max(1, total_bands),
+            confidence=min(1.0, len(rows) / max(1, total_bands)) * agreement,
             centre=lambda ahead_cm: float(lane(ahead_cm)),
         )
+
+    @staticmethod
+    def _road(view: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        """Pixels that look like the road: the road is what most of the corridor is (its median grey level and
+        saturation, and their spread), so no fixed colour says what asphalt looks like."""
+        hsv = cv2.cvtColor(view, cv2.COLOR_BGR2HSV)
+        grey = hsv[..., 2].astype(np.float32) + 8.0
+        saturation = hsv[..., 1].astype(np.float32)
+        if sample.sum() < 50:
+            return np.ones(grey.shape, bool)  # nothing to compare with: the lane check decides
+        level, spread = _road_stats(np.log(grey[sample]))
+        sat, sat_spread = _road_stats(saturation[sample])
+        ratio = max(math.log(FOREIGN_RATIO), 3.0 * spread)
+        return (np.abs(np.log(grey) - level) <= ratio) & (saturation <= sat + max(FOREIGN_SATURATION, 3 * sat_spread))
 
     def _obstacle(self, view: np.ndarray, mask: np.ndarray, lane: Callable[[np.ndarray], np.ndarray]) -> bool:
         """Something that is neither asphalt nor paint standing in the lane just ahead: a person, a box.
@@ -137,10 +177,8 @@ class LaneDetector:
         centre_cols = self.view_w / 2.0 - np.asarray(lane(ahead), dtype=np.float64) / cfg.cm_per_px
         cols = np.arange(self.view_w)[None, :]
         corridor = np.abs(cols - centre_cols[:, None]) <= half_cols
-        hsv = cv2.cvtColor(view, cv2.COLOR_BGR2HSV)
-        asphalt = (hsv[..., 2] < 110) & (hsv[..., 1] < 60)
         outside_view = view.max(axis=2) == 0  # the black border of the warp
-        foreign = corridor & ~(asphalt | mask | outside_view)
+        foreign = corridor & ~(self._road(view, corridor & ~mask & ~outside_view) | mask | outside_view)
         occupied = foreign.sum(axis=1) >= max(2, int(cfg.obstacle_fraction * 2 * half_cols))
         near, far = cfg.obstacle_zone_cm
         first = int((cfg.far_cm - far) / cfg.cm_per_px)
@@ -151,6 +189,23 @@ class LaneDetector:
             return False
         runs = np.convolve(rows, np.ones(streak, dtype=np.int32), mode="valid")
         return bool((runs >= streak).any())
+
+
+def _road_stats(values: np.ndarray) -> tuple[float, float]:
+    median = float(np.median(values))
+    return median, 1.4826 * float(np.median(np.abs(values - median)))
+
+
+def feet_in_lane(camera: CameraModel, detection: Detection, half_width_cm: float, within_cm: float,
+                 centre: Callable[[float], float] = lambda ahead_cm: 0.0) -> bool:
+    """Do the feet of a detected person (the box's bottom centre, on the ground) stand in the lane (centre line
+    ``centre(ahead_cm) -> lateral_cm``, straight ahead by default) less than ``within_cm`` ahead?"""
+    x1, _, x2, y2 = detection.box
+    ground = camera.image_to_ground((x1 + x2) / 2.0, y2)
+    if ground is None:
+        return False
+    ahead, left = ground
+    return ahead <= within_cm and abs(left - centre(ahead)) <= half_width_cm
 
 
 def _runs(columns: np.ndarray) -> list[float]:
@@ -192,9 +247,27 @@ class LaneBehaviour:
 
     def __init__(self, camera: CameraModel, config: LaneConfig | None = None, *, stop_labels: tuple[str, ...] =
                  ("person", "face"), stop_distance_cm: float = 90.0, clear_s: float = 1.0, stale_s: float = 0.5,
-                 speed_cm_s: float | None = None, min_score: float = 0.85) -> None:
+                 speed_cm_s: float | None = None, min_score: float = 0.85, distortion: tuple[float, ...] = (),
+                 unsure_below: float = 0.5, stop_below: float = 0.25, teach_noise_deg_s: float = 0.0,
+                 seed: int = 0) -> None:
         self.follower = LaneFollower(camera, config)
         self.camera = camera
+        #: Lens distortion (OpenCV's k1 k2 p1 p2 k3) from ``edgepilot calibrate camera``: removed before looking.
+        self.distortion = tuple(distortion)
+        #: Below ``unsure_below`` the car slows in proportion; below ``stop_below`` it stops and says why.
+        self.unsure_below = unsure_below
+        self.stop_below = stop_below
+        self._events: list[tuple[str, str]] = []
+        self._unsure = False
+        self._undistort_maps: tuple[np.ndarray, np.ndarray] | None = None
+        #: Collecting examples for the learned driver: a slowly wandering steering error (an Ornstein-Uhlenbeck
+        #: process, this standard deviation, 0.5 s correlation) is added to what is sent, so the recording shows
+        #: the car off the centre line and the lane follower's way back (without it a cloned driver never sees a
+        #: recovery and drifts off at its first error). The noise is zero-mean: the mean label stays the correction.
+        self.teach_noise_deg_s = teach_noise_deg_s
+        self._rng = np.random.default_rng([seed, 16])
+        self._noise = 0.0
+        self._noise_t_s: float | None = None
         self.stop_labels = stop_labels
         self.stop_distance_cm = stop_distance_cm
         self.clear_s = clear_s
@@ -211,7 +284,8 @@ class LaneBehaviour:
         return {"camera": to_dict(self.camera), "config": to_dict(self.follower.config),
                 "stop_labels": list(self.stop_labels), "stop_distance_cm": self.stop_distance_cm,
                 "clear_s": self.clear_s, "stale_s": self.stale_s, "speed_cm_s": self.speed_cm_s,
-                "min_score": self.min_score}
+                "min_score": self.min_score, "distortion": list(self.distortion), "unsure_below": self.unsure_below,
+                "stop_below": self.stop_below, "teach_noise_deg_s": self.teach_noise_deg_s}
 
     @classmethod
     def rebuild(cls, spec: dict) -> LaneBehaviour:
@@ -221,7 +295,10 @@ class LaneBehaviour:
         return cls(from_dict(CameraModel, camera), from_dict(LaneConfig, spec["config"]),
                    stop_labels=tuple(spec["stop_labels"]), stop_distance_cm=spec["stop_distance_cm"],
                    clear_s=spec["clear_s"], stale_s=spec["stale_s"], speed_cm_s=spec["speed_cm_s"],
-                   min_score=spec["min_score"])
+                   min_score=spec["min_score"], distortion=tuple(spec.get("distortion", ())),
+                   # recorded before the confidence gate: it never slowed or stopped for an unsure lane
+                   unsure_below=spec.get("unsure_below", 0.0), stop_below=spec.get("stop_below", 0.0),
+                   teach_noise_deg_s=spec.get("teach_noise_deg_s", 0.0))
 
     @property
     def mode(self) -> str:
@@ -229,25 +306,43 @@ class LaneBehaviour:
 
     def in_path(self, detection: Detection) -> bool:
         """Does this person stand in the lane ahead? Their feet (the box's bottom centre) on the ground tell."""
-        x1, _, x2, y2 = detection.box
-        ground = self.camera.image_to_ground((x1 + x2) / 2.0, y2)
-        if ground is None:
-            return False
-        ahead, left = ground
-        cfg = self.follower.config
-        lane_left = self.follower.last.centre(ahead)  # the corridor bends with the lane, as in the obstacle check
-        # Detector boxes are loose around the feet, so a detection must be in the lane proper; the bird's-eye
-        # obstacle check, which sees the feet themselves, watches the kerb margin.
-        return ahead <= self.stop_distance_cm and abs(left - lane_left) <= cfg.half_width_cm
+        # The corridor bends with the lane, as in the obstacle check. Detector boxes are loose around the feet, so a
+        # detection must be in the lane proper; the bird's-eye obstacle check, which sees the feet themselves,
+        # watches the kerb margin.
+        return feet_in_lane(self.camera, detection, self.follower.config.half_width_cm, self.stop_distance_cm,
+                            self.follower.last.centre)
+
+    def poll_events(self) -> list[tuple[str, str]]:
+        events, self._events = self._events, []
+        return events
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The frame as the camera model describes it: scaled to its size, lens distortion removed."""
+        cam = self.camera
+        if image.shape[1] != cam.width or image.shape[0] != cam.height:
+            image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+        if any(self.distortion):
+            if self._undistort_maps is None:
+                self._undistort_maps = cv2.initUndistortRectifyMap(
+                    cam.matrix, np.asarray(self.distortion), None, cam.matrix, (cam.width, cam.height), cv2.CV_16SC2)
+            image = cv2.remap(image, *self._undistort_maps, cv2.INTER_LINEAR)
+        return image
+
+    def person_in_path(self, seen: Seen) -> bool:
+        """A confident person detection whose feet stand in the lane ahead (boxes in the frame's own pixels)."""
+        sx, sy = self.camera.width / seen.width, self.camera.height / seen.height
+        return any(d.label in self.stop_labels and d.score >= self.min_score
+                   and self.in_path(Detection(d.label, d.score, (d.box[0] * sx, d.box[1] * sy, d.box[2] * sx,
+                                                                   d.box[3] * sy)))
+                   for d in seen.detections)
 
     def update(self, seen: Seen | None, now_s: float) -> Velocity:
         if seen is None or seen.frame is None or now_s - seen.frame_t_s > self.stale_s:
             self.state = "no camera frame"
             return Velocity()
-        velocity = self.follower.update(seen.frame.image, self.speed_cm_s)
+        velocity = self.follower.update(self.prepare(seen.frame.image), self.speed_cm_s)
         estimate = self.follower.last
-        person = any(d.label in self.stop_labels and d.score >= self.min_score and self.in_path(d)
-                     for d in seen.detections)
+        person = self.person_in_path(seen)
         if person or estimate.obstacle:
             if self._blocked_since is None:
                 self._blocked_since = now_s
@@ -255,6 +350,7 @@ class LaneBehaviour:
             if person and not self._person_this_stop:
                 self._person_this_stop = True  # one stop, counted once, whichever sensor saw the block first
                 self.stops_for_person += 1
+                self._events.append(("person_stop", "stopped: a person stands in the lane ahead"))
             self._clear_since = None
             self.state = "stopped: person in the path" if person else "stopped: obstacle"
             return Velocity()
@@ -263,5 +359,36 @@ class LaneBehaviour:
             if now_s - self._clear_since < self.clear_s:
                 return Velocity()
             self._blocked_since = self._clear_since = None
-        self.state = "driving" if estimate.found else "lane lost"
+            self._events.append(("path_clear", f"the lane ahead has been clear for {self.clear_s:g} s: driving on"))
+        return self._wander(self._gate(velocity, estimate), now_s)
+
+    def _wander(self, velocity: Velocity, now_s: float) -> Velocity:
+        if not self.teach_noise_deg_s or velocity.vx_cm_s <= 0:
+            return velocity
+        tau = 0.5
+        dt = 0.0 if self._noise_t_s is None else min(0.2, max(0.0, now_s - self._noise_t_s))
+        self._noise_t_s = now_s
+        self._noise += -self._noise * dt / tau + self.teach_noise_deg_s * math.sqrt(2.0 * dt / tau) * \
+            float(self._rng.standard_normal())
+        return Velocity(vx_cm_s=velocity.vx_cm_s, yaw_rate_deg_s=velocity.yaw_rate_deg_s + self._noise)
+
+    def _gate(self, velocity: Velocity, estimate: LaneEstimate) -> Velocity:
+        """Unsure of the lane: slower the less sure, and stopped (saying why) below ``stop_below``."""
+        confidence = estimate.confidence if estimate.found else 0.0
+        if confidence < self.stop_below or not estimate.found:
+            why = "no lane lines seen" if not estimate.found else \
+                f"lane confidence {confidence:.2f} below {self.stop_below:g}"
+            self.state = f"stopped: unsure of the lane ({why})"
+            if not self._unsure:
+                self._unsure = True
+                self._events.append(("lane_unsure", f"{why}: stopped until the lane is clear again"))
+            return Velocity()
+        if self._unsure:
+            self._unsure = False
+            self._events.append(("lane_found", f"lane confidence {confidence:.2f}: driving on"))
+        if confidence < self.unsure_below:
+            self.state = f"slow: unsure of the lane (confidence {confidence:.2f})"
+            scale = max(0.3, confidence / self.unsure_below)
+            return Velocity(vx_cm_s=velocity.vx_cm_s * scale, yaw_rate_deg_s=velocity.yaw_rate_deg_s * scale)
+        self.state = "driving"
         return velocity

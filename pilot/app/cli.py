@@ -25,6 +25,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "replay": ("edgepilot.pilot.app.replay_cmd", "run perception offline on a video, image, folder or recording"),
     "emulate-tello": ("edgepilot.pilot.app.emulate_cmd", "run a Tello emulator for users without a drone"),
     "doctor": ("edgepilot.pilot.app.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
+    "calibrate": ("edgepilot.pilot.app.calibrate_cmd", "measure the car camera's intrinsics from checkerboard photos"),
+    "train": ("edgepilot.pilot.app.train_cmd", "train a learned driver (.tflite) from recorded car runs"),
+    "runs": ("edgepilot.pilot.app.runs_cmd", "work on recorded runs (trim)"),
 }
 
 

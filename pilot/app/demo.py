@@ -78,17 +78,29 @@ def _watch_on_first_frame(watch, on_frame):
     return hook
 
 
-def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None, watch=None) -> dict:
+def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None, watch=None,
+             model: Path | None = None) -> dict:
     """Laps of the track with two people stepping onto the road (recorded into ``recorder`` if given;
-    ``watch(pilot)``, if given, is called once the pilot exists: the web cockpit, the status line)."""
+    ``watch(pilot)``, if given, is called once the pilot exists: the web cockpit, the status line), driven by the
+    lane follower or, given ``model``, by that learned driver (under the same stop for people)."""
     from edgepilot.vision.pipeline import Perception
+
+    driver = None
+    if model is not None:
+        from edgepilot.pilot.app.driver_model import load_driver, model_identity
+        from edgepilot.robot_car.learned import LearnedDriver
+
+        infer = load_driver(model)
+        driver = lambda camera: LearnedDriver(infer, camera)  # noqa: E731
+        if recorder is not None:
+            recorder.manifest["driver_model"] = model_identity(model)
 
     perception = Perception(detect=("person",), person_detector="pose", person_every=3)
     writer = AnnotatedVideo(video)
     on_frame = recorder.attach_on_first_frame(writer, perception) if recorder else writer
     try:
         report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=CAR_DEMO_S, crossings=2,
-                         detect=perception.process, on_frame=_watch_on_first_frame(watch, on_frame))
+                         detect=perception.process, driver=driver, on_frame=_watch_on_first_frame(watch, on_frame))
     finally:
         writer.close()
     return report.as_dict()

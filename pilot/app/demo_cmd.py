@@ -31,12 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", type=Path, metavar="DIR", help="also record the run into the new folder DIR "
                         "for 'edgepilot replay DIR'")
     web_launch.add_arguments(parser)
+    parser.add_argument("--autopilot", nargs="+", metavar=("MODE", "FILE"), help="car only: 'lane' (default) or "
+                        "'model FILE.tflite' (a learned driver from 'edgepilot train') drives the lap")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise InputError(f"--seed must be 0 or more, got {args.seed}")
     web_launch.check_arguments(args)
+    model = _model(args)
     video = None if args.no_video else args.out / f"demo-{args.vehicle}.mp4"
     recorder = None
     if args.record is not None:
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                 pilot.add_tap(line)
 
         if args.vehicle == "car":
-            summary = car_demo(args.seed, video, recorder, watch=watch)
+            summary = car_demo(args.seed, video, recorder, watch=watch, model=model)
         else:
             summary = drone_demo(args.seed, video, recorder=recorder, watch=watch, status=status)
         status.end("demo finished")
@@ -77,6 +80,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(args.vehicle, summary, video, wall_s)
     return 0
+
+
+def _model(args: argparse.Namespace) -> Path | None:
+    autopilot = args.autopilot or ["lane"]
+    if autopilot == ["lane"]:
+        return None
+    if autopilot[0] != "model" or len(autopilot) != 2 or args.vehicle != "car":
+        raise InputError(f"--autopilot takes 'lane' or 'model FILE.tflite' with --vehicle car, not "
+                         f"{' '.join(autopilot)!r}")
+    model = Path(autopilot[1])
+    if not model.is_file():
+        raise InputError(f"--autopilot model: no such file {model}; train one with 'edgepilot train RUN_DIR --out "
+                         "driver.tflite'")
+    return model
 
 
 def _print_summary(vehicle: str, summary: dict, video: Path | None, wall_s: float) -> None:

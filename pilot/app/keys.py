@@ -22,7 +22,7 @@ PULSE_S = 0.4
 SPEED_CM_S = 40.0
 YAW_DEG_S = 45.0
 
-_COMMAND_KEYS = {"t": "takeoff", "l": "land", " ": "stop"}
+_COMMAND_KEYS = {"t": "takeoff", "l": "land", " ": "stop", "p": "autopilot lane", "m": "autopilot model"}
 _VELOCITY_KEYS = {
     "w": Velocity(vx_cm_s=SPEED_CM_S),
     "s": Velocity(vx_cm_s=-SPEED_CM_S),
@@ -33,14 +33,15 @@ _VELOCITY_KEYS = {
     "\x1b[D": Velocity(yaw_rate_deg_s=YAW_DEG_S),   # arrow left: counter-clockwise
     "\x1b[C": Velocity(yaw_rate_deg_s=-YAW_DEG_S),  # arrow right: clockwise
 }
-HELP = "keys: w/s forward/back, a/d left/right, arrows up/down/turn, t take off, l land, space stop, q quit"
+HELP = "keys: w/s forward/back, a/d left/right, arrows up/down/turn, t take off, l land, space stop, q quit; car: p lane autopilot, m learned autopilot"
 
 
 def key_action(key: str) -> Command | Velocity | None:
     """What one key press means: a command, a velocity pulse, or nothing."""
     key = key if key.startswith("\x1b") else key.lower()
     if key in _COMMAND_KEYS:
-        return Command(_COMMAND_KEYS[key], None, "keys")
+        verb, _, arg = _COMMAND_KEYS[key].partition(" ")
+        return Command(verb, arg or None, "keys")
     return _VELOCITY_KEYS.get(key)
 
 

@@ -19,6 +19,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgepilot.pilot.app import car_run
 from edgepilot.pilot.app.status import RunStatus
 from edgepilot.pilot.app.terminal import StatusLine
 from edgepilot.pilot.app.web import launch as web_launch
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", type=Path, metavar="DIR", help="record the run into the new folder DIR (camera "
                         "video, telemetry, commands, detections, events) for 'edgepilot replay DIR'")
     web_launch.add_arguments(parser)
+    car_run.add_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -78,6 +80,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--max-duration must be positive, got {args.max_duration:g}")
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port must be 1-65535, got {args.port}")
+    if args.vehicle == SIM_NAMES[args.verb]:
+        args.vehicle = "sim"  # the registry's name of the simulated vehicle of this kind
     allowed = ("sim", *HARDWARE[args.verb])
     if args.vehicle not in allowed:
         raise InputError(f"'{args.verb}' takes --vehicle {' or '.join(allowed)}, not {args.vehicle!r}")
@@ -90,8 +94,9 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.fast and args.web:
         raise InputError("--fast runs on a simulated clock; the web cockpit needs real time: drop --fast")
     web_launch.check_arguments(args)
-    if not (args.script.strip() or args.voice or args.keys or args.follow or args.web):
-        raise InputError("nothing to do: give --script, --voice, --keys, --follow or --web")
+    car_run.check_args(args)
+    if not (args.script.strip() or args.voice or args.keys or args.follow or args.web or args.autopilot):
+        raise InputError("nothing to do: give --script, --voice, --keys, --follow, --autopilot or --web")
     if args.keys:
         try:
             import termios  # noqa: F401 - POSIX only
@@ -112,6 +117,7 @@ def _plan(args: argparse.Namespace, kind: str, names: list[str]) -> list[Command
         if kind == "drone" and not any(c.verb == "takeoff" for c in script):
             script.insert(0, Command("takeoff"))
         script.append(Command("follow", args.follow))
+    car_run.plan_autopilot(args, script)
     return script
 
 
@@ -206,9 +212,10 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
     faces_dir, names = _faces(args)
     script = _plan(args, kind, names)  # before touching any vehicle: a bad script moves nothing
     settings = config.load(args.config)
-    unknown = set(settings) - {"safety", "follow", "tello"}
+    unknown = set(settings) - {"safety", "follow", "tello", "car"}
     if unknown:
-        raise InputError(f"config: unknown table(s) {', '.join(sorted(unknown))}; known: [safety], [follow], [tello]")
+        raise InputError(f"config: unknown table(s) {', '.join(sorted(unknown))}; known: [safety], [follow], [tello], "
+                         "[car]")
     safety = config.section(settings, "safety", SafetyConfig)
     follow = config.section(settings, "follow", FollowConfig)
     clock: Clock = FakeClock() if args.fast else MonotonicClock()
@@ -230,15 +237,23 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
             listener = VoiceListener(args.voice, engine=args.engine, lang=args.lang)
             stack.callback(listener.stop)
         detect = _detector(args, script, faces_dir, stack)
+        autopilot = car_run.wants_autopilot(args, script)
+        if detect is None and autopilot:
+            detect = car_run.car_detector(simulated)
         pilot: Pilot | None = None
         signals.shielded = lambda: pilot is not None and pilot.closing
-        vehicle = open_vehicle(SIM_NAMES[args.verb] if simulated else args.vehicle, **options)
+        setup = None
+        if args.vehicle == "picar":
+            vehicle, setup = car_run.open_picar(args, settings, clock, needs_camera=detect is not None)
+        else:
+            vehicle = open_vehicle(SIM_NAMES[args.verb] if simulated else args.vehicle, **options)
         stack.callback(vehicle.close)
         sees = detect is not None or any(c.verb == "photo" for c in script)
         camera = getattr(vehicle, "camera", None) or (_sim_camera(vehicle, clock, args.seed)
                                                       if simulated and sees else None)
         if camera is None and detect is not None:
-            raise VehicleError(f"{args.vehicle} has no camera: following and photos need one")
+            raise VehicleError(f"{args.vehicle} has no camera: following, the autopilot and photos need one")
+        model = car_run.model_file(args)
         line = _status_line(args, cockpit, stack)
         say = line.print if line is not None else _print
         printer = None if args.json else (lambda record: say(_record_text(record)))
@@ -246,9 +261,12 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
                       supervisor=Supervisor(vehicle.kind, safety), max_duration_s=args.max_duration,
                       on_record=printer, follow_config=follow,
                       perceive=(lambda now: perceive_once(camera, detect)) if args.fast and camera else None,
-                      out_dir=args.out, can_see=detect is not None, names=names)
+                      out_dir=args.out, can_see=detect is not None, names=names,
+                      autopilots=car_run.autopilots(vehicle, camera, setup or car_run.car_setup(settings), model,
+                                                    args.seed) if detect is not None else None)
         if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
             recorder.attach(pilot, script=script, perception=detect)
+            car_run.note_model(recorder, model)
         alive = []
         if cockpit is not None:
             cockpit.attach(pilot)

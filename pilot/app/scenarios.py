@@ -9,8 +9,10 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.geometry import CameraModel
 from edgepilot.pilot.core.messages import Detection, Frame, Seen
 from edgepilot.pilot.core.runner import Pilot, RunResult
 from edgepilot.robot_car.lane import LaneBehaviour, LaneConfig
@@ -86,14 +88,17 @@ def car_world(seed: int = 0, crossings: tuple[float, ...] = (0.6,), walk_cm_s: f
 
 
 def run_car(world: World, *, seconds: float = 35.0, hz: float = 30.0, speed_cm_s: float = 40.0,
-            detect: Detect | None = None, on_frame: OnFrame | None = None, crossings: int = 0) -> CarReport:
-    """Drive the lane for ``seconds`` of simulated time and measure it against the world's ground truth."""
+            detect: Detect | None = None, on_frame: OnFrame | None = None, crossings: int = 0,
+            driver: Callable[[CameraModel], Any] | None = None) -> CarReport:
+    """Drive the lane for ``seconds`` of simulated time and measure it against the world's ground truth.
+    ``driver(camera_model)`` makes the behaviour that drives (default: the lane follower at ``speed_cm_s``)."""
     track = world.track
     assert track is not None
     clock = FakeClock()
     car = SimCar(clock, origin=world.start_pose)
     camera = SimCamera(world, car, clock)
-    behaviour = LaneBehaviour(camera.intrinsics, LaneConfig(half_width_cm=track.half_width_cm), speed_cm_s=speed_cm_s)
+    behaviour = driver(camera.intrinsics) if driver is not None else \
+        LaneBehaviour(camera.intrinsics, LaneConfig(half_width_cm=track.half_width_cm), speed_cm_s=speed_cm_s)
     report = CarReport(half_width_cm=track.half_width_cm, crossings=crossings)
     pilot_ref: list[Pilot] = []
     progress = {"s": None, "travelled": 0.0}

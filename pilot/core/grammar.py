@@ -1,7 +1,7 @@
 """The command grammar shared by scripts, voice, the keyboard and behaviours.
 
 Canonical form is the Tello SDK text (``takeoff``, ``up 50``, ``cw 90``, ``flip l``, ``speed 50``) plus edgepilot's own
-verbs (``stop``, ``emergency``, ``follow me``, ``follow <name>``, ``photo``, ``wait <s>``). The parser also accepts
+verbs (``stop``, ``emergency``, ``follow me``, ``follow <name>``, ``photo``, ``wait <s>``, ``autopilot lane|model|off``). The parser also accepts
 the natural phrasings voice produces once numbers are digits: "turn right 90", "go up 50 centimeters",
 "fly forward 1.5 meters". Every argument is checked against the Tello SDK ranges; anything else is a
 :class:`CommandRejected` that names the allowed range, and never reaches a vehicle.
@@ -19,6 +19,11 @@ MOVE_RANGE_CM = (20, 500)
 TURN_RANGE_DEG = (1, 360)
 SPEED_RANGE_CM_S = (10, 100)
 WAIT_RANGE_S = (0.0, 600.0)
+#: ``autopilot lane`` (computer vision), ``autopilot model`` (the learned driver), ``autopilot off``.
+AUTOPILOT_MODES = ("lane", "model", "off")
+#: Said phrasings of the autopilot commands ("stop" ends the autopilot like any other plan).
+_AUTOPILOT_PHRASES = {"drive": "lane", "self drive": "lane", "autopilot": "lane",
+                      "autopilot on": "lane"}
 #: A person's name, as enrolled (``edgepilot enroll``) and as said after "follow": a letter of any script, then letters, digits,
 #: spaces, '.', '-', '_' and apostrophes, 1-64 characters. Names compare without regard to case.
 NAME_PATTERN = re.compile(r"[^\W\d_][\w .'-]{0,63}")
@@ -123,7 +128,13 @@ def parse_command(text: str, source: str = "script") -> Command:
     if line in _BARE:
         return Command(_BARE[line], None, source)
 
+    if line in _AUTOPILOT_PHRASES:
+        return Command("autopilot", _AUTOPILOT_PHRASES[line], source)
     words = line.split()
+    if words[0] == "autopilot":
+        if len(words) == 2 and words[1] in AUTOPILOT_MODES:
+            return Command("autopilot", words[1], source)
+        raise CommandRejected(f"{line!r}: say 'autopilot {' | '.join(AUTOPILOT_MODES)}'")
     if words[0] == "flip":
         if len(words) == 2 and words[1] in _FLIP_WORDS:
             return Command("flip", _FLIP_WORDS[words[1]], source)
@@ -156,7 +167,7 @@ def parse_command(text: str, source: str = "script") -> Command:
         raise CommandRejected(f"{line!r}: expected '{words[0]} <number>' (for example 'up 50', 'cw 90')")
     raise CommandRejected(
         f"unknown command {line!r}; known: takeoff, land, stop, emergency, up/down/left/right/forward/back <cm>, "
-        "cw/ccw <deg>, flip l|r|f|b, speed <cm/s>, follow me|<name>, photo, wait <s>"
+        "cw/ccw <deg>, flip l|r|f|b, speed <cm/s>, follow me|<name>, photo, wait <s>, autopilot lane|model|off"
     )
 
 

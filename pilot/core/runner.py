@@ -11,7 +11,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -178,6 +178,7 @@ class Pilot:
         tap: RunTap | None = None,
         can_see: bool | None = None,
         names: Sequence[str] | None = None,
+        autopilots: Mapping[str, Callable[[], Behaviour]] | None = None,
     ) -> None:
         self.vehicle = vehicle
         self.name = name or vehicle.kind
@@ -194,6 +195,8 @@ class Pilot:
         self.can_see = perceive is not None if can_see is None else can_see
         #: The people perception can name (``follow NAME`` is refused for anybody else); None: not checked.
         self.names = None if names is None else tuple(names)
+        #: What ``autopilot MODE`` starts (mode -> a new behaviour); a mode missing here is refused with the reason.
+        self.autopilots = dict(autopilots or {})
         #: The clock's time when :meth:`run` started; ticks' ``t_s`` count from it (the recorder needs it exactly).
         self.start_s: float | None = None
         self._sent: Velocity | None = None  # the set-point sent this tick, for the tap
@@ -400,6 +403,8 @@ class Pilot:
                 self.behaviour = None  # any other command, whoever says it, ends autonomy: voice wins
             if checked.verb == "follow":
                 self._start_follow(checked, telemetry)
+            elif checked.verb == "autopilot":
+                self._start_autopilot(checked)
             elif checked.verb == "photo":
                 self._photo(t_s)
             else:
@@ -430,6 +435,23 @@ class Pilot:
         if self.vehicle.busy():
             self.vehicle.execute(Command("stop", None, command.source))
         self.behaviour = FollowTarget(str(command.arg), self.vehicle.kind, self.follow_config)
+
+    def _start_autopilot(self, command: Command) -> None:
+        """``autopilot off`` stops the car; ``autopilot lane|model`` starts that driver (any other command, a key
+        or ``stop`` ends it again)."""
+        if self.vehicle.kind != "car":
+            raise CommandRejected(f"{command.text!r}: the autopilot drives a car, not a {self.vehicle.kind}")
+        if command.arg == "off":
+            self.vehicle.execute(Command("stop", None, command.source))
+            return
+        make = self.autopilots.get(str(command.arg))
+        if make is None:
+            why = ("give the learned driver with --autopilot model FILE.tflite" if command.arg == "model" else
+                   "it needs a camera and perception (not available in this run)")
+            raise CommandRejected(f"{command.text!r}: {why}")
+        if self.vehicle.busy():
+            self.vehicle.execute(Command("stop", None, command.source))
+        self.behaviour = make()
 
     def _photo(self, t_s: float) -> None:
         seen = self.seen.get()
