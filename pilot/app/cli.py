@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "drive": ("edgepilot.pilot.app.run_cmd", "drive a car (sim or picar) from a script, voice or keyboard"),
     "listen": ("edgepilot.pilot.app.listen_cmd", "recognise spoken commands from the microphone or WAV files"),
     "enroll": ("edgepilot.pilot.app.enroll_cmd", "add a person's face to the face database"),
+    "faces": ("edgepilot.pilot.app.faces_cmd", "review, label, list and remove the faces the pilot knows"),
     "replay": ("edgepilot.pilot.app.replay_cmd", "run perception offline on a video, image, folder or recording"),
     "emulate-tello": ("edgepilot.pilot.app.emulate_cmd", "run a Tello emulator for users without a drone"),
     "doctor": ("edgepilot.pilot.app.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
