@@ -19,6 +19,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgepilot.pilot.app import talk
 from edgepilot.pilot.core import config
 from edgepilot.pilot.core.behaviours import FollowConfig
 from edgepilot.pilot.core.clock import Clock, FakeClock, MonotonicClock
@@ -63,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default $EDGEPILOT_CONFIG)")
     parser.add_argument("--record", type=Path, metavar="DIR", help="record the run into the new folder DIR (camera "
                         "video, telemetry, commands, detections, events) for 'edgepilot replay DIR'")
+    parser.add_argument("--handover-timeout", type=float, metavar="S", help="when autonomy is lost (target lost, "
+                        "battery low...) hover / stop and wait this long for a person's command, then land / stop "
+                        "(default 30 with --voice or --keys; without them only when given)")
+    talk.add_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -72,6 +77,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--battery must be 0-100, got {args.battery:g}")
     if not (math.isfinite(args.max_duration) and args.max_duration > 0):
         raise InputError(f"--max-duration must be positive, got {args.max_duration:g}")
+    if args.handover_timeout is not None and not (math.isfinite(args.handover_timeout) and args.handover_timeout > 0):
+        raise InputError(f"--handover-timeout must be a positive number of seconds, got {args.handover_timeout:g}")
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port must be 1-65535, got {args.port}")
     allowed = ("sim", *HARDWARE[args.verb])
@@ -210,6 +217,9 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         options["settings"] = _tello_settings(settings)
     with ExitStack() as stack:
         recorder = _recorder(args, stack)
+        speaker = talk.open_speaker(args)
+        if speaker is not None:
+            stack.callback(speaker.close)
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from edgepilot.voice.listener import VoiceListener
@@ -234,13 +244,15 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
                       out_dir=args.out, can_see=detect is not None, names=names)
         if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
             recorder.attach(pilot, script=script, perception=detect)
+        on_unsure = talk.attach(pilot, speaker, listener)
+        pilot.handover = _handover(args)
         if camera is not None and not args.fast:
             worker = PerceptionWorker(camera, _guarded(detect, pilot), pilot.seen.set).start()
             stack.callback(worker.stop)
         alive = [lambda: listener.running] if listener else []
         if listener is not None:
             listener.start(lambda command, info: pilot.submit(command),
-                           on_drop=None if args.json else _print_drop)
+                           on_drop=lambda info: _dropped(info, on_unsure, args.json))
         if args.keys:
             alive.append(_start_keys(stack, pilot))
         result = pilot.run(script, stay_alive=lambda: any(check() for check in alive))
@@ -317,8 +329,21 @@ def _print_record(record: CommandRecord) -> None:
     print(f"{record.t_s:7.2f} s  {record.command:<14} [{record.source}] {record.result}", flush=True)
 
 
-def _print_drop(info: dict) -> None:
-    print(f"          not understood: {info.get('text') or '(noise)'} ({info.get('reason', '')})", flush=True)
+def _dropped(info: dict, on_unsure, as_json: bool) -> None:
+    if not as_json:
+        print(f"          not understood: {info.get('text') or '(noise)'} ({info.get('reason', '')})", flush=True)
+    if on_unsure is not None:
+        on_unsure(info)
+
+
+def _handover(args: argparse.Namespace):
+    """Hand-over to a person when autonomy is lost: on with a person at hand (voice, keys) or when asked."""
+    from edgepilot.pilot.core.handover import HANDOVER_TIMEOUT_S, HandOver
+
+    timeout = args.handover_timeout
+    if timeout is None and not (args.voice or args.keys):
+        return None
+    return HandOver(timeout if timeout is not None else HANDOVER_TIMEOUT_S)
 
 
 def _report(result: RunResult, as_json: bool) -> None:
