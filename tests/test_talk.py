@@ -225,3 +225,82 @@ def test_nobody_takes_over_lands():
 def test_speak_to_bad_folder_is_one_line(tmp_path, capsys):
     assert main(["fly", "--fast", "--script", "takeoff; land", "--speak-to", str(tmp_path / "no" / "x.wav")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+VOICE = Path(__file__).parent / "data" / "voice"
+
+
+def spoken_session(path: Path, files: list[str], gap_s: float = 1.0) -> None:
+    """The recorded phrases (16 kHz mono) one after another with ``gap_s`` of silence between."""
+    pieces = [np.zeros(RATE // 2, np.int16)]
+    for name in files:
+        pieces += [read_wav(VOICE / name), np.zeros(round(gap_s * RATE), np.int16)]
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(np.concatenate(pieces).tobytes())
+
+
+@pytest.mark.slow
+def test_voice_flight_asks_before_an_unsure_flip_and_says_again(tmp_path, capsys, monkeypatch):
+    """A voice flight with the real recogniser: "take off", a sentence that is no command, "flip forward" heard less
+    surely than a flip needs (the risky threshold is raised above any confidence, so the real recogniser's 1.0 falls
+    short), "yes", "land". The pilot says "say again", asks, flips only after the "yes", and its WAV holds what it
+    said in order, one stretch of sound per phrase."""
+    from edgepilot.voice import listener as listener_module
+
+    original = listener_module.VoiceListener.__init__
+
+    def unsure_of_flips(self, *args, **kwargs):
+        original(self, *args, **{**kwargs, "config": listener_module.VoiceConfig(min_confidence_risky=1.01)})
+
+    monkeypatch.setattr(listener_module.VoiceListener, "__init__", unsure_of_flips)
+    session, said_wav = tmp_path / "session.wav", tmp_path / "said.wav"
+    spoken_session(session, ["clean/take_off_slt.wav", "ood/hello_there_how_are_you_slt.wav",
+                             "clean/flip_forward_slt.wav", "hitl/yes_slt.wav", "clean/land_slt.wav"])
+    capsys.readouterr()
+    code = main(["fly", "--voice", str(session), "--speak-to", str(said_wav), "--engine", "pocketsphinx", "--json"])
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, run["failure"]
+    assert [(c["command"], c["result"]) for c in run["commands"]] == [
+        ("takeoff", "ok"), ("pardon", "ok"), ("ask flip f", "ok"), ("yes", "ok"), ("flip f", "ok"), ("land", "ok")]
+    said = [e for e in run["events"] if e["type"] == "said"]
+    assert [e["detail"] for e in said] == ["taking off", "say again", "did you say flip forward? say yes",
+                                           "flip forward", "landing"]
+    starts = sound_starts(read_wav(said_wav))
+    assert len(starts) == len(said)
+    for start, event in zip(starts, said, strict=True):
+        assert start >= event["t_s"] - 0.05
+
+
+@pytest.mark.slow
+def test_low_battery_hands_over_nobody_answers_it_lands_and_the_recording_shows_it(tmp_path, capsys):
+    """Through the CLI: the battery reaches 15% in the air, the pilot says so, holds the rest of the script and waits;
+    nobody answers within --handover-timeout: it lands. The recording replays with the same decisions and its
+    report lists the hand-over."""
+    folder = tmp_path / "run"
+    code, run = fly(["--battery", "21", "--script", "takeoff; wait 40; up 50; land", "--handover-timeout", "3",
+                     "--record", str(folder), "--speak-to", str(tmp_path / "said.wav")], capsys)
+    assert code == 1 and "nobody took over in 3 s" in run["failure"]
+    assert not any(c["command"] == "up 50" for c in run["commands"]) and not run["final"]["flying"]
+    events = [(e["type"], e["detail"]) for e in run["events"]]
+    assert ("said", "battery 15 percent") in events and ("said", "nobody answered, landing") in events
+    capsys.readouterr()
+    assert main(["replay", str(folder), "--report", str(tmp_path / "report.png")]) == 0
+    out = capsys.readouterr().out
+    assert "all identical" in out
+    assert "hand-over at 36.0 s (battery low): nobody took over in 3.0 s: landing" in out
+
+
+@pytest.mark.parametrize("muted", [False, True])
+def test_a_muted_listener_hears_nothing(muted):
+    """While the pilot speaks, the microphone's audio is replaced by silence: its own "land" is never a command."""
+    from edgepilot.voice.listener import VoiceListener
+
+    listener = VoiceListener(str(VOICE / "clean" / "land_slt.wav"), engine="pocketsphinx", realtime=False)
+    listener.muted = lambda: muted
+    heard: list[str] = []
+    listener.start(lambda command, info: heard.append(command.text))
+    listener.join(timeout=30)
+    assert heard == ([] if muted else ["land"])

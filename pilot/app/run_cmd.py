@@ -242,10 +242,10 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
                       on_record=printer, follow_config=follow,
                       perceive=(lambda now: perceive_once(camera, detect)) if args.fast and camera else None,
                       out_dir=args.out, can_see=detect is not None, names=names)
+        pilot.handover = _handover(args)
         if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
             recorder.attach(pilot, script=script, perception=detect)
         on_unsure = talk.attach(pilot, speaker, listener)
-        pilot.handover = _handover(args)
         if camera is not None and not args.fast:
             worker = PerceptionWorker(camera, _guarded(detect, pilot), pilot.seen.set).start()
             stack.callback(worker.stop)
