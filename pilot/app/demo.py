@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgepilot.pilot.app import talk
 from edgepilot.pilot.app.hud import draw_hud
+from edgepilot.pilot.app.report import handovers
 from edgepilot.pilot.app.scenarios import car_world, run_car
 from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.handover import HandOver
 from edgepilot.pilot.core.messages import Frame, Seen
 from edgepilot.pilot.core.runner import Pilot
 from edgepilot.sim.render import SimCamera
@@ -20,6 +23,7 @@ from edgepilot.sim.world import Person, World
 
 if TYPE_CHECKING:
     from edgepilot.pilot.record.recorder import Recorder
+    from edgepilot.voice.tts import Speaker
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +63,18 @@ class AnnotatedVideo:
             self._writer.close()
 
 
-def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None) -> dict:
-    """Laps of the track with two people stepping onto the road (recorded into ``recorder`` if given)."""
+def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None, speaker: Speaker | None = None) -> dict:
+    """Laps of the track with two people stepping onto the road (recorded into ``recorder`` if given; said through
+    ``speaker`` if given)."""
     from edgepilot.vision.pipeline import Perception
 
     perception = Perception(detect=("person",), person_detector="pose", person_every=3)
     writer = AnnotatedVideo(video)
+    on_frame = talk.on_first_frame(lambda pilot: talk.attach(pilot, speaker), writer)
     try:
         report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=40.0, crossings=2,
                          detect=perception.process,
-                         on_frame=recorder.attach_on_first_frame(writer, perception) if recorder else writer)
+                         on_frame=recorder.attach_on_first_frame(on_frame, perception) if recorder else on_frame)
     finally:
         writer.close()
     return report.as_dict()
@@ -108,7 +114,8 @@ def hear_demo_speech(engine: str | None = None) -> list[dict]:
     return [{**h.to_json(), "command_obj": h.command} for h in heard if h.command is not None]
 
 
-def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorder: Recorder | None = None) -> dict:
+def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorder: Recorder | None = None,
+               speaker: Speaker | None = None) -> dict:
     """Spoken commands take the drone up, make it follow a walking person, and land it (recorded into ``recorder``
     if given)."""
     from edgepilot.vision.pipeline import Perception
@@ -149,8 +156,10 @@ def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorde
 
     pilot = Pilot(drone, clock=clock, perceive=perceive, max_duration_s=DRONE_DEMO_S)
     pilot_ref.append(pilot)
+    pilot.handover = HandOver()  # as fly does with a person at hand (voice): autonomy lost -> hover, wait for them
     if recorder is not None:
         recorder.attach(pilot, perception=perception)
+    talk.attach(pilot, speaker)
     try:
         result = pilot.run(stay_alive=lambda: bool(pending) or drone.telemetry().flying)
     finally:
@@ -166,4 +175,5 @@ def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorde
         },
         "final": result.final.final(),
         "events": [{"t_s": round(e.t_s, 2), "type": e.type, "detail": e.detail} for e in result.events],
+        "handovers": handovers([{"t_s": e.t_s, "type": e.type, "detail": e.detail} for e in result.events]),
     }

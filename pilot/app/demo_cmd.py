@@ -14,6 +14,7 @@ import logging
 import time
 from pathlib import Path
 
+from edgepilot.pilot.app import talk
 from edgepilot.pilot.core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="end stdout with one JSON object of the results")
     parser.add_argument("--record", type=Path, metavar="DIR", help="also record the run into the new folder DIR "
                         "for 'edgepilot replay DIR'")
+    talk.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,16 +43,19 @@ def run(args: argparse.Namespace) -> int:
 
         recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
     started = time.monotonic()
+    speaker = talk.open_speaker(args)
     try:
         if args.vehicle == "car":
             from edgepilot.pilot.app.demo import car_demo
 
-            summary = car_demo(args.seed, video, recorder)
+            summary = car_demo(args.seed, video, recorder, speaker=speaker)
         else:
             from edgepilot.pilot.app.demo import drone_demo
 
-            summary = drone_demo(args.seed, video, recorder=recorder)
+            summary = drone_demo(args.seed, video, recorder=recorder, speaker=speaker)
     finally:
+        if speaker is not None:
+            speaker.close()
         if recorder is not None:
             recorder.close()
     wall_s = time.monotonic() - started

@@ -173,7 +173,7 @@ def open_speaker(args):
     return Speaker(make_tts(args.tts), play=args.speak, wav=args.speak_to.expanduser() if args.speak_to else None)
 
 
-def attach(pilot, speaker, listener=None) -> Callable[[dict], None] | None:
+def attach(pilot, speaker, listener=None) -> Callable[[dict], Command | None] | None:
     """Let ``speaker`` (if any) say the run (a tap), mute ``listener`` while it plays, and return the listener's
     ``on_drop`` that asks about unsure risky commands and says "say again" (through the pilot's queue)."""
     from edgepilot.pilot.core.taps import add_tap
@@ -192,9 +192,25 @@ def attach(pilot, speaker, listener=None) -> Callable[[dict], None] | None:
     normal = config.min_confidence if config.min_confidence is not None else recogniser.thresholds[0]
     fit = recogniser.fit_thresholds[0] if recogniser.fit_thresholds is not None else None
 
-    def on_drop(info: dict) -> None:
+    def on_drop(info: dict) -> Command | None:
         command = unsure(info, recogniser.vocab, normal, fit, lambda c: is_risky(c, config))
         if command is not None:
             pilot.submit(command)
+        return command
 
     return on_drop
+
+
+def on_first_frame(setup: Callable[[object], None], on_frame: Callable[..., None] | None) -> Callable[..., None]:
+    """For scenarios that build their pilot inside (``on_frame(frame, seen, pilot)``): ``setup(pilot)`` once, on the
+    first frame, then ``on_frame``."""
+    done: list[bool] = []
+
+    def hook(frame: object, seen: object, pilot: object, *rest: object) -> None:
+        if not done:
+            done.append(True)
+            setup(pilot)
+        if on_frame is not None:
+            on_frame(frame, seen, pilot, *rest)
+
+    return hook
