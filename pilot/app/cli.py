@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "enroll": ("edgepilot.pilot.app.enroll_cmd", "add a person's face to the face database"),
     "faces": ("edgepilot.pilot.app.faces_cmd", "review, label, list and remove the faces the pilot knows"),
     "replay": ("edgepilot.pilot.app.replay_cmd", "run perception offline on a video, image, folder or recording"),
+    "models": ("edgepilot.pilot.app.models_cmd", "list and fetch optional models (Vosk English) for users with a network"),
     "emulate-tello": ("edgepilot.pilot.app.emulate_cmd", "run a Tello emulator for users without a drone"),
     "doctor": ("edgepilot.pilot.app.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
 }
