@@ -113,3 +113,19 @@ def test_cluster_groups_by_distance():
     assert sorted(map(sorted, groups)) == [[0, 3, 5], [1, 4], [2]]
     assert purity(groups, [0, 1, 2, 0, 1, 0]) == 1.0
     assert purity([[0, 1, 2, 3, 4, 5]], [0, 1, 2, 0, 1, 0]) == 0.5
+
+
+@pytest.mark.slow
+def test_review_of_a_recording_folder_reads_its_frames(video, tmp_path, capsys):
+    """A run folder (--record) is reviewed from its lossless frames; the review stays in the folder."""
+    path, _ = video
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"format": 1, "status": "complete"}))
+    (run / "frames.mkv").write_bytes(path.read_bytes())  # PyAV reads the container whatever its name
+    result = run_json(capsys, ["faces", "review", str(run), "--faces", str(tmp_path / "faces"), "--json"])
+    assert len(result["clusters"]) == 2 and result["review"] == [str(run / "faces_review.json")]
+    assert (run / "faces_review.png").is_file()
+    (run / "frames.mkv").unlink()
+    assert main(["faces", "review", str(run)]) == 2
+    assert "recorded without camera frames" in capsys.readouterr().err
