@@ -19,7 +19,7 @@ from edgepilot.pilot.core.behaviours import FollowConfig
 from edgepilot.pilot.core.clock import FakeClock
 from edgepilot.pilot.core.grammar import parse_command, parse_script
 from edgepilot.pilot.core.handover import HandOver
-from edgepilot.pilot.core.messages import Command, Event
+from edgepilot.pilot.core.messages import Command, Event, Velocity
 from edgepilot.pilot.core.runner import CommandRecord, Pilot
 from edgepilot.pilot.core.taps import add_tap
 from edgepilot.sim.vehicles import make_sim_drone
@@ -304,3 +304,22 @@ def test_a_muted_listener_hears_nothing(muted):
     listener.start(lambda command, info: heard.append(command.text))
     listener.join(timeout=30)
     assert heard == ([] if muted else ["land"])
+
+
+def test_the_keyboard_takes_over_too():
+    pilot, _ = lost_target_pilot()
+    pushed = []
+
+    def person(t_s: float) -> None:
+        if pilot.handover.waiting is not None and not pushed and t_s >= pilot.handover.waiting.since_t_s + 2.0:
+            pushed.append(t_s)
+            pilot.manual_velocity(Velocity(vx_cm_s=20.0))
+        elif pushed and t_s >= pushed[0] + 1.0 and pilot.inbox.empty() and len(pushed) == 1:
+            pushed.append(t_s)
+            pilot.submit(Command("land", None, "keys"))
+
+    original = pilot._tick
+    pilot._tick = lambda t_s, now_s: (person(t_s), original(t_s, now_s))[1]
+    result = pilot.run([Command("takeoff"), Command("follow", "me")])
+    taken = [e.detail for e in result.events if e.type == "taken_over"]
+    assert len(taken) == 1 and taken[0].startswith("keys after 2.0 s: manual control")

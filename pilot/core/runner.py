@@ -333,6 +333,9 @@ class Pilot:
         manual = self._take_manual(now_s)
         if manual is not None:
             supervisor.note_input(now_s)
+            taken = self.handover.person("keys", "manual control", t_s) if self.handover is not None else None
+            if taken is not None:
+                self._event(t_s, "taken_over", taken)
         if manual is not None and not vehicle.busy():
             if self.behaviour is not None:
                 self._event(t_s, "manual_override", f"keyboard took over: {self.behaviour.state} ended")
