@@ -63,6 +63,8 @@ def test_two_strangers_two_clusters_then_labelled_one_is_named(video, tmp_path, 
     labelled = run_json(capsys, ["faces", "label", str(path), str(biden_cluster), "Joe", "--faces", str(faces),
                                  "--json"])
     assert labelled["name"] == "Joe" and labelled["faces"] == len(people[biden_cluster])
+    assert main(["faces", "label", str(path), str(biden_cluster), "Joe", "--faces", str(faces)]) == 2
+    assert "already enrolled as Joe" in capsys.readouterr().err
     after = run_json(capsys, ["replay", str(path), "--faces", str(faces), "--json"])
     assert set(after["names"]) == {"Joe"} and after["names"]["Joe"] >= 30, after
 

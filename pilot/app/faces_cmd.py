@@ -153,6 +153,9 @@ def _label(args: argparse.Namespace) -> int:
         raise InputError(f"{args.run}'s review has clusters 0-{len(clusters) - 1}, not {args.cluster}"
                          if clusters else f"{args.run}'s review found no unknown faces")
     chosen = clusters[args.cluster]
+    if chosen.get("name"):
+        raise InputError(f"cluster {args.cluster} of {args.run} was already enrolled as {chosen['name']}; nothing "
+                         f"was added (review the run again to see who is still unknown)")
     rows = [m["row"] for m in chosen["members"]]
     sources = [f"run:{m['source']}#frame={m['frame']},t={m['t_s']:.2f}s,track={m['track']}" for m in chosen["members"]]
     database = _database(args)
