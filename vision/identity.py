@@ -1,14 +1,18 @@
 """Face identity: dlib's 128-d face embeddings (the face_recognition models) and a face database on disk.
 
 The database is a folder with one ``<name>.npy`` file per person holding a (k, 128) array, one row per enrolled
-photo. Every write goes to a temporary file in the same folder and is renamed over the old one (``os.replace`` is
-atomic), so a crash mid-write leaves either the old or the new file, never half of one; leftover temporary files are
-ignored when loading.
+face, and next to it ``<name>.json`` saying where each row came from (``{"sources": [k strings]}``: a photo's path, or
+a run, frame and track for faces labelled from runs). Databases written before the sources existed have no JSON; their
+rows read as source ``"unknown"``. Every write goes to a temporary file in the same folder and is renamed over the old
+one (``os.replace`` is atomic), so a crash mid-write leaves either the old or the new file, never half of one;
+leftover temporary files are ignored when loading. The ``.npy`` is written last, so a crash between the two writes
+leaves sources that ``reload`` pads or cuts to the rows.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import tempfile
@@ -23,6 +27,7 @@ from edgepilot.pilot.core.grammar import NAME_PATTERN
 log = logging.getLogger(__name__)
 
 EMBEDDING_SIZE = 128
+UNKNOWN_SOURCE = "unknown"
 #: face_recognition's default tolerance. Measured on its test photos with our BlazeFace boxes: same person
 #: 0.29-0.45 (partial faces included), different people 0.77-0.93 (see the vision README section).
 DEFAULT_THRESHOLD = 0.6
@@ -125,6 +130,7 @@ class FaceDatabase:
         self.directory = Path(directory).expanduser()
         self.threshold = threshold
         self._people: dict[str, np.ndarray] = {}
+        self._sources: dict[str, list[str]] = {}
         self._stack = np.zeros((0, EMBEDDING_SIZE))
         self._owners: list[str] = []
         self.reload()
@@ -136,11 +142,21 @@ class FaceDatabase:
     def embeddings(self, name: str) -> np.ndarray:
         return self._people[name].copy()
 
+    def sources(self, name: str) -> list[str]:
+        """Where each of ``name``'s embeddings came from, in row order."""
+        return list(self._sources[name])
+
+    def find(self, name: str) -> str | None:
+        """The enrolled spelling of ``name`` (names match in any case), or None."""
+        wanted = name.strip().casefold()
+        return next((n for n in self._people if n.casefold() == wanted), None)
+
     def __len__(self) -> int:
         return len(self._people)
 
     def reload(self) -> None:
         self._people.clear()
+        self._sources.clear()
         if self.directory.is_dir():
             for path in sorted(self.directory.glob("*.npy")):
                 try:
@@ -152,6 +168,7 @@ class FaceDatabase:
                     log.warning("ignoring %s: not a (k, %d) array", path, EMBEDDING_SIZE)
                     continue
                 self._people[path.stem] = data
+                self._sources[path.stem] = _read_sources(path.with_suffix(".json"), len(data))
         self._reindex()
 
     def _reindex(self) -> None:
@@ -159,26 +176,37 @@ class FaceDatabase:
         self._owners = [name for name, _ in rows]
         self._stack = np.array([row for _, row in rows]).reshape(-1, EMBEDDING_SIZE)
 
-    def add(self, name: str, embeddings: np.ndarray) -> Path:
-        """Append ``embeddings`` (k, 128) to ``name``'s file, atomically. Returns the file."""
+    def add(self, name: str, embeddings: np.ndarray, sources: list[str] | None = None) -> Path:
+        """Append ``embeddings`` (k, 128) to ``name``'s file, atomically, with where each came from (``sources``, k
+        strings; default ``"unknown"``). Returns the file."""
         name = check_name(name)
         embeddings = np.asarray(embeddings, dtype=np.float64).reshape(-1, EMBEDDING_SIZE)
+        sources = list(sources) if sources is not None else [UNKNOWN_SOURCE] * len(embeddings)
+        if len(sources) != len(embeddings):
+            raise ValueError(f"{len(embeddings)} embeddings but {len(sources)} sources")
         combined = np.concatenate([self._people.get(name, np.zeros((0, EMBEDDING_SIZE))), embeddings])
+        all_sources = self._sources.get(name, []) + sources
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.directory / f"{name}.npy"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, combined, allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_atomic(target.with_suffix(".json"), lambda f: f.write(json.dumps({"sources": all_sources},
+                                                                               indent=1).encode()))
+        _write_atomic(target, lambda f: np.save(f, combined, allow_pickle=False))
         self._people[name] = combined
+        self._sources[name] = all_sources
         self._reindex()
         return target
+
+    def remove(self, name: str) -> str:
+        """Forget ``name`` (any case): deletes their files. Returns the enrolled spelling; InputError if unknown."""
+        found = self.find(name)
+        if found is None:
+            raise InputError(f"nobody called {name!r} is enrolled in {self.directory}"
+                             + (f"; enrolled: {', '.join(self.names)}" if self._people else ""))
+        (self.directory / f"{found}.npy").unlink(missing_ok=True)
+        (self.directory / f"{found}.json").unlink(missing_ok=True)
+        del self._people[found], self._sources[found]
+        self._reindex()
+        return found
 
     def match(self, embedding: np.ndarray) -> Match:
         """The closest enrolled person, or ``name=None`` when no one is within the threshold."""
@@ -188,3 +216,28 @@ class FaceDatabase:
         best = int(np.argmin(distances))
         distance = float(distances[best])
         return Match(self._owners[best] if distance <= self.threshold else None, distance)
+
+
+def _write_atomic(target: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_sources(path: Path, rows: int) -> list[str]:
+    """The sources of a person's ``rows`` embeddings; ``"unknown"`` for rows without one (older databases)."""
+    sources: list[str] = []
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            sources = [str(s) for s in data.get("sources", [])] if isinstance(data, dict) else []
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            log.warning("ignoring unreadable face sources %s: %s", path, exc)
+    return (sources + [UNKNOWN_SOURCE] * rows)[:rows]

@@ -85,9 +85,9 @@ class Heard:
         }
 
 
-#: Heard wrongly, these make the drone hover or land: never harmful, and near-homophones ("top", "hand") cannot be told
-#: from them anyway. They need only the normal confidence, not the fit test, so they work in any noise.
-SAFE_WHEN_WRONG = ("stop", "land")
+#: Heard wrongly, these make the drone hover or land, or drop a question the pilot asked ("no"): never harmful, and
+#: near-homophones ("top", "hand") cannot be told from them anyway. They need only the normal confidence, not the fit test, so they work in any noise.
+SAFE_WHEN_WRONG = ("stop", "land", "no")
 
 
 def is_risky(command: Command, config: VoiceConfig) -> bool:
@@ -296,6 +296,9 @@ class VoiceListener:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.error: BaseException | None = None
+        #: True while the pilot's own voice may be in the microphone (voice/tts.py ``Speaker.speaking``): that audio
+        #: is replaced by silence, so the pilot never takes what it says for a command.
+        self.muted: Callable[[], bool] = lambda: False
 
     def start(self, on_command: Callable[[Command, dict], None],
               on_drop: Callable[[dict], None] | None = None) -> None:
@@ -326,7 +329,7 @@ class VoiceListener:
         for chunk in self.source.chunks():
             if self._stop.is_set():
                 return
-            yield chunk
+            yield np.zeros_like(chunk) if self.muted() else chunk
 
     def stop(self) -> None:
         self._stop.set()

@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgepilot.pilot.app import talk
 from edgepilot.pilot.app.hud import draw_hud
+from edgepilot.pilot.app.report import handovers
 from edgepilot.pilot.app.scenarios import car_world, run_car
 from edgepilot.pilot.core.clock import FakeClock
+from edgepilot.pilot.core.handover import HandOver
 from edgepilot.pilot.core.messages import Frame, Seen
 from edgepilot.pilot.core.runner import Pilot
 from edgepilot.sim.render import SimCamera
@@ -21,6 +24,7 @@ from edgepilot.sim.world import Person, World
 if TYPE_CHECKING:
     from edgepilot.pilot.app.status import RunStatus
     from edgepilot.pilot.record.recorder import Recorder
+    from edgepilot.voice.tts import Speaker
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +67,12 @@ class AnnotatedVideo:
 CAR_DEMO_S = 40.0
 
 
-def _watch_on_first_frame(watch, on_frame):
-    """For a scenario that builds its pilot inside: ``watch(pilot)`` on the first frame (the first tick)."""
-    if watch is None:
-        return on_frame
-    watched: list[Pilot] = []
-
-    def hook(frame: Frame, seen: Seen, pilot: Pilot, *rest) -> None:
-        if not watched:
-            watched.append(pilot)
-            watch(pilot)
-        on_frame(frame, seen, pilot, *rest)
-
-    return hook
-
-
 def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None, watch=None,
-             model: Path | None = None) -> dict:
+             model: Path | None = None, speaker: Speaker | None = None) -> dict:
     """Laps of the track with two people stepping onto the road (recorded into ``recorder`` if given;
-    ``watch(pilot)``, if given, is called once the pilot exists: the web cockpit, the status line), driven by the
-    lane follower or, given ``model``, by that learned driver (under the same stop for people)."""
+    ``watch(pilot)``, if given, is called once the pilot exists: the web cockpit, the status line; said through
+    ``speaker`` if given), driven by the lane follower or, given ``model``, by that learned driver (under the same
+    stop for people)."""
     from edgepilot.vision.pipeline import Perception
 
     driver = None
@@ -97,10 +87,17 @@ def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None, wa
 
     perception = Perception(detect=("person",), person_detector="pose", person_every=3)
     writer = AnnotatedVideo(video)
-    on_frame = recorder.attach_on_first_frame(writer, perception) if recorder else writer
+
+    def first_tick(pilot: Pilot) -> None:
+        if watch is not None:
+            watch(pilot)
+        talk.attach(pilot, speaker)
+
+    on_frame = talk.on_first_frame(first_tick, writer)
+    on_frame = recorder.attach_on_first_frame(on_frame, perception) if recorder else on_frame
     try:
         report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=CAR_DEMO_S, crossings=2,
-                         detect=perception.process, driver=driver, on_frame=_watch_on_first_frame(watch, on_frame))
+                         detect=perception.process, driver=driver, on_frame=on_frame)
     finally:
         writer.close()
     return report.as_dict()
@@ -141,7 +138,7 @@ def hear_demo_speech(engine: str | None = None) -> list[dict]:
 
 
 def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorder: Recorder | None = None,
-               watch=None, status: RunStatus | None = None) -> dict:
+               watch=None, status: RunStatus | None = None, speaker: Speaker | None = None) -> dict:
     """Spoken commands take the drone up, make it follow a walking person, and land it (recorded into ``recorder``
     if given; ``watch(pilot)``, if given, is called before the run: the web cockpit, the status line; what the
     recogniser heard goes to ``status``)."""
@@ -185,10 +182,12 @@ def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorde
 
     pilot = Pilot(drone, clock=clock, perceive=perceive, max_duration_s=DRONE_DEMO_S)
     pilot_ref.append(pilot)
+    pilot.handover = HandOver()  # as fly does with a person at hand (voice): autonomy lost -> hover, wait for them
     if recorder is not None:
         recorder.attach(pilot, perception=perception)
     if watch is not None:
         watch(pilot)
+    talk.attach(pilot, speaker)
     try:
         result = pilot.run(stay_alive=lambda: bool(pending) or drone.telemetry().flying)
     finally:
@@ -204,4 +203,5 @@ def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorde
         },
         "final": result.final.final(),
         "events": [{"t_s": round(e.t_s, 2), "type": e.type, "detail": e.detail} for e in result.events],
+        "handovers": handovers([{"t_s": e.t_s, "type": e.type, "detail": e.detail} for e in result.events]),
     }

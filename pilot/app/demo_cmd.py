@@ -16,6 +16,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgepilot.pilot.app import talk
 from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core.errors import InputError
 
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     web_launch.add_arguments(parser)
     parser.add_argument("--autopilot", nargs="+", metavar=("MODE", "FILE"), help="car only: 'lane' (default) or "
                         "'model FILE.tflite' (a learned driver from 'edgepilot train') drives the lap")
+    talk.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
     started = time.monotonic()
     with ExitStack() as stack:
+        speaker = talk.open_speaker(args)
+        if speaker is not None:
+            stack.callback(speaker.close)
         if recorder is not None:
             stack.callback(recorder.close)
         from edgepilot.pilot.app.demo import CAR_DEMO_S, DRONE_DEMO_S, car_demo, drone_demo
@@ -70,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
                 pilot.add_tap(line)
 
         if args.vehicle == "car":
-            summary = car_demo(args.seed, video, recorder, watch=watch, model=model)
+            summary = car_demo(args.seed, video, recorder, watch=watch, model=model, speaker=speaker)
         else:
-            summary = drone_demo(args.seed, video, recorder=recorder, watch=watch, status=status)
+            summary = drone_demo(args.seed, video, recorder=recorder, watch=watch, status=status, speaker=speaker)
         status.end("demo finished")
     wall_s = time.monotonic() - started
     if args.json:

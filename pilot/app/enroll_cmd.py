@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     encoder = FaceEncoder()
     embeddings = [encoder.encode(image, face.box) for image, face in found]
     database = FaceDatabase(faces_dir)
-    path = database.add(name, embeddings)
+    path = database.add(name, embeddings, [f"photo:{photo.resolve()}" for photo in args.photos])
     total = len(database.embeddings(name))
     if args.json:
         print(json.dumps({"name": name, "photos": len(found), "embeddings": total, "file": str(path)}))

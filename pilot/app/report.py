@@ -83,7 +83,13 @@ def _timeline_panel(ax: Any, commands: list[dict], events: list[dict], ticks: li
         style = "-" if c["result"] == "ok" else ":"
         ax.axvline(c["t_s"], ymin=0.3, color=colour, ls=style)
         ax.text(c["t_s"], 0.95, f" {c['command']} ({c['source']})", rotation=90, va="top", fontsize=8, color=colour)
+    for h in handovers(events):
+        ax.axvspan(h["t_s"], h["t_s"] + (h["waited_s"] or 0.0), ymin=0.25, ymax=1.0, color="tab:pink", alpha=0.3,
+                   lw=0, label="waiting for a person" if "waiting for a person" not in
+                   ax.get_legend_handles_labels()[1] else None)
     for e in events:
+        if e["type"] == "said":
+            continue  # what the pilot said is in the summary; as marks it would hide the events
         ax.plot(e["t_s"], 0.3, marker="v", color="tab:red")
         ax.text(e["t_s"], 0.32, f" {e['type']}", rotation=90, fontsize=7, color="tab:red", va="bottom")
     ax.set_ylim(0, 1)
@@ -172,8 +178,32 @@ def _summary(kind: str, t: list[float], tel: list[dict], commands: list[dict], e
         lines.append("commands: " + "; ".join(f"{c['t_s']:.1f} s {c['command']} ({c['source']}) {c['result']}"
                                               for c in commands))
     if events:
-        lines.append("events: " + "; ".join(f"{e['t_s']:.1f} s {e['type']}" for e in events))
+        lines.append("events: " + "; ".join(f"{e['t_s']:.1f} s {e['type']}" for e in events if e["type"] != "said"))
+    said = [f"{e['t_s']:.1f} s \"{e['detail']}\"" for e in events if e["type"] == "said"]
+    if said:
+        lines.append("said: " + "; ".join(said))
+    for h in handovers(events):
+        outcome = (f"taken over by {h['by']} after {h['waited_s']:.1f} s" if h["by"] else
+                   f"nobody took over in {h['waited_s']:.1f} s: {h['then']}" if h["waited_s"] is not None else
+                   "still waiting when the run ended")
+        lines.append(f"hand-over at {h['t_s']:.1f} s ({h['why']}): {outcome}")
     return lines
+
+
+def handovers(events: list[dict]) -> list[dict]:
+    """Each hand-over of a run (pilot/core/handover.py) with why, who took over and how long the person took
+    (``waited_s``; ``by`` None when nobody came and the pilot landed / stopped)."""
+    out: list[dict] = []
+    for e in events:
+        if e["type"] == "handover":
+            out.append({"t_s": e["t_s"], "why": e["detail"].split(":")[0], "by": None, "waited_s": None, "then": None})
+        elif e["type"] in ("taken_over", "handover_timeout") and out and out[-1]["waited_s"] is None:
+            out[-1]["waited_s"] = round(e["t_s"] - out[-1]["t_s"], 3)
+            if e["type"] == "taken_over":
+                out[-1]["by"] = e["detail"].split(" ")[0]
+            else:
+                out[-1]["then"] = e["detail"].rsplit(": ", 1)[-1]
+    return out
 
 
 def video_report(png: Path, timeline: Iterable[tuple[float, list]], title: str) -> list[str]:

@@ -19,7 +19,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-from edgepilot.pilot.app import car_run
+from edgepilot.pilot.app import car_run, talk
 from edgepilot.pilot.app.status import RunStatus
 from edgepilot.pilot.app.terminal import StatusLine
 from edgepilot.pilot.app.web import launch as web_launch
@@ -69,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "video, telemetry, commands, detections, events) for 'edgepilot replay DIR'")
     web_launch.add_arguments(parser)
     car_run.add_arguments(parser)
+    parser.add_argument("--handover-timeout", type=float, metavar="S", help="when autonomy is lost (target lost, "
+                        "battery low...) hover / stop and wait this long for a person's command, then land / stop "
+                        "(default 30 with --voice or --keys; without them only when given)")
+    talk.add_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -78,6 +82,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--battery must be 0-100, got {args.battery:g}")
     if not (math.isfinite(args.max_duration) and args.max_duration > 0):
         raise InputError(f"--max-duration must be positive, got {args.max_duration:g}")
+    if args.handover_timeout is not None and not (math.isfinite(args.handover_timeout) and args.handover_timeout > 0):
+        raise InputError(f"--handover-timeout must be a positive number of seconds, got {args.handover_timeout:g}")
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port must be 1-65535, got {args.port}")
     if args.vehicle == SIM_NAMES[args.verb]:
@@ -230,6 +236,9 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
     with ExitStack() as stack:
         recorder = _recorder(args, stack)
         cockpit = web_launch.open_cockpit(args, stack, out_dir=args.out)  # before the vehicle: a port in use moves nothing
+        speaker = talk.open_speaker(args)
+        if speaker is not None:
+            stack.callback(speaker.close)
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from edgepilot.voice.listener import VoiceListener
@@ -264,9 +273,11 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
                       out_dir=args.out, can_see=detect is not None, names=names,
                       autopilots=car_run.autopilots(vehicle, camera, setup or car_run.car_setup(settings), model,
                                                     args.seed) if detect is not None else None)
+        pilot.handover = _handover(args)
         if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
             recorder.attach(pilot, script=script, perception=detect)
             car_run.note_model(recorder, model)
+        on_unsure = talk.attach(pilot, speaker, listener)
         alive = []
         if cockpit is not None:
             cockpit.attach(pilot)
@@ -282,7 +293,7 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         if listener is not None:
             alive.append(lambda: listener.running)
             listener.start(*_voice_callbacks(pilot, line.status if line else cockpit.status if cockpit else None,
-                                             None if args.json else say))
+                                             None if args.json else say, on_unsure))
         if args.keys:
             alive.append(_start_keys(stack, pilot, line))
         result = pilot.run(script, stay_alive=lambda: any(check() for check in alive))
@@ -372,9 +383,10 @@ def _start_keys(stack: ExitStack, pilot: Pilot, line: StatusLine | None):
     return lambda: not quit_event.is_set()
 
 
-def _voice_callbacks(pilot: Pilot, status: RunStatus | None, say):
+def _voice_callbacks(pilot: Pilot, status: RunStatus | None, say, on_unsure=None):
     """What the listener calls: commands go to the pilot; what was heard also to the run's status (the status line,
-    the cockpit); what was not understood is said with ``say`` (None: not at all)."""
+    the cockpit); what was not understood is said with ``say`` (None: not at all) and handed to ``on_unsure`` (the
+    spoken "say again")."""
 
     def on_command(command: Command, info: dict) -> None:
         if status is not None:
@@ -386,6 +398,8 @@ def _voice_callbacks(pilot: Pilot, status: RunStatus | None, say):
             status.note_heard(info.get("text", ""), None, info.get("reason", ""))
         if say is not None:
             say(f"          not understood: {info.get('text') or '(noise)'} ({info.get('reason', '')})")
+        if on_unsure is not None:
+            on_unsure(info)
 
     return on_command, on_drop
 
@@ -394,8 +408,20 @@ def _print(text: str) -> None:
     print(text, flush=True)
 
 
+
+
 def _record_text(record: CommandRecord) -> str:
     return f"{record.t_s:7.2f} s  {record.command:<14} [{record.source}] {record.result}"
+
+
+def _handover(args: argparse.Namespace):
+    """Hand-over to a person when autonomy is lost: on with a person at hand (voice, keys, web) or when asked."""
+    from edgepilot.pilot.core.handover import HANDOVER_TIMEOUT_S, HandOver
+
+    timeout = args.handover_timeout
+    if timeout is None and not (args.voice or args.keys or args.web):
+        return None
+    return HandOver(timeout if timeout is not None else HANDOVER_TIMEOUT_S)
 
 
 def _report(result: RunResult, as_json: bool) -> None:

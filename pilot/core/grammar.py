@@ -1,7 +1,8 @@
 """The command grammar shared by scripts, voice, the keyboard and behaviours.
 
 Canonical form is the Tello SDK text (``takeoff``, ``up 50``, ``cw 90``, ``flip l``, ``speed 50``) plus edgepilot's own
-verbs (``stop``, ``emergency``, ``follow me``, ``follow <name>``, ``photo``, ``wait <s>``, ``autopilot lane|model|off``). The parser also accepts
+verbs (``stop``, ``emergency``, ``follow me``, ``follow <name>``, ``photo``, ``wait <s>``, ``autopilot lane|model|off``)
+and the conversation's (``ask <command>``, ``yes``, ``no``, ``pardon``: see pilot/core/confirm.py). The parser also accepts
 the natural phrasings voice produces once numbers are digits: "turn right 90", "go up 50 centimeters",
 "fly forward 1.5 meters". Every argument is checked against the Tello SDK ranges; anything else is a
 :class:`CommandRejected` that names the allowed range, and never reaches a vehicle.
@@ -40,6 +41,13 @@ _BARE = {
     "take a photo": "photo",
     "take a picture": "photo",
     "picture": "photo",
+    # Answers to a question the pilot asked ("did you say flip forward? say yes"), and its "say again".
+    "yes": "yes",
+    "confirm": "yes",
+    "no": "no",
+    "cancel": "no",
+    "pardon": "pardon",
+    "say again": "pardon",
 }
 _MOVE_WORDS = {
     "up": "up",
@@ -139,6 +147,12 @@ def parse_command(text: str, source: str = "script") -> Command:
         if len(words) == 2 and words[1] in _FLIP_WORDS:
             return Command("flip", _FLIP_WORDS[words[1]], source)
         raise CommandRejected(f"{line!r}: flip needs one direction: {' | '.join(FLIP_DIRECTIONS)}")
+    if words[0] == "ask":
+        # "ask flip f": the pilot asks whether the command was meant and runs it only after "yes" (voice that was
+        # heard, but not surely enough, for a risky command).
+        if len(words) < 2 or words[1] in ("ask", "yes", "no", "pardon"):
+            raise CommandRejected(f"{line!r}: ask needs the command to ask about, e.g. 'ask flip f'")
+        return Command("ask", parse_command(" ".join(words[1:]), source).text, source)
     if words[0] == "follow":
         who = " ".join(words[1:])
         if who == "me" or NAME_PATTERN.fullmatch(who):
@@ -167,7 +181,8 @@ def parse_command(text: str, source: str = "script") -> Command:
         raise CommandRejected(f"{line!r}: expected '{words[0]} <number>' (for example 'up 50', 'cw 90')")
     raise CommandRejected(
         f"unknown command {line!r}; known: takeoff, land, stop, emergency, up/down/left/right/forward/back <cm>, "
-        "cw/ccw <deg>, flip l|r|f|b, speed <cm/s>, follow me|<name>, photo, wait <s>, autopilot lane|model|off"
+        "cw/ccw <deg>, flip l|r|f|b, speed <cm/s>, follow me|<name>, photo, wait <s>, autopilot lane|model|off, "
+        "ask <command>, yes, no"
     )
 
 

@@ -13,7 +13,7 @@ MOVE_VERBS = ("up", "down", "left", "right", "forward", "back")
 TURN_VERBS = ("cw", "ccw")
 FLIP_DIRECTIONS = ("l", "r", "f", "b")
 #: Verbs that take no argument.
-BARE_VERBS = ("takeoff", "land", "stop", "emergency", "photo")
+BARE_VERBS = ("takeoff", "land", "stop", "emergency", "photo", "yes", "no", "pardon")
 
 
 @dataclass(frozen=True)

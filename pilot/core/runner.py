@@ -19,8 +19,10 @@ from typing import Protocol
 
 from edgepilot.pilot.core.behaviours import Behaviour, FollowConfig, FollowTarget
 from edgepilot.pilot.core.clock import Clock, MonotonicClock
+from edgepilot.pilot.core.confirm import CONVERSATION_VERBS, Conversation
 from edgepilot.pilot.core.errors import CommandRejected, LinkLost, VehicleError
 from edgepilot.pilot.core.hal import Vehicle
+from edgepilot.pilot.core.handover import HandOver
 from edgepilot.pilot.core.loop import FixedRateLoop, LoopStats
 from edgepilot.pilot.core.messages import HOVER, Command, Event, Seen, Telemetry, Velocity
 from edgepilot.pilot.core.safety import Supervisor
@@ -221,6 +223,10 @@ class Pilot:
         #: True from the moment the run starts bringing the vehicle down at the end (signal handlers must let it).
         self.closing = False
         self.result = RunResult(vehicle=self.name, final=Telemetry(t_s=0.0))
+        #: "ask X" / "yes" / "no" (pilot/core/confirm.py).
+        self.conversation = Conversation()
+        #: Set to hand over to a person when autonomy is lost (pilot/core/handover.py); None: carry on as before.
+        self.handover: HandOver | None = None
 
     def add_tap(self, tap: RunTap) -> None:
         """Let ``tap`` watch the run too (before it starts, or from the loop's own thread)."""
@@ -245,6 +251,10 @@ class Pilot:
         with self._abort_lock:
             if self._abort_reason is None:
                 self._abort_reason = reason
+
+    def note_event(self, t_s: float, type_: str, detail: str) -> None:
+        """Add an event to the run from the loop's thread (a tap reporting what it did, e.g. what was said)."""
+        self._event(t_s, type_, detail)
 
     def manual_velocity(self, velocity: Velocity, pulse_s: float = 0.4) -> None:
         """A velocity pulse from the keyboard (thread-safe). It overrides autonomy and ends any behaviour."""
@@ -336,10 +346,14 @@ class Pilot:
             else:
                 self._pending.append(command)
 
+        for type_, detail in self.conversation.expire(t_s):
+            self._event(t_s, type_, detail)
+        self._check_handover(t_s, telemetry)
         if self._wait_until is not None and t_s >= self._wait_until:
             self._wait_until = None
         if self._wait_until is None and not vehicle.busy():
-            source = self._pending or self._script
+            held = self.handover is not None and self.handover.waiting is not None
+            source = self._pending or (self._script if not held else None)
             if source:
                 command = source.popleft()
                 if command.verb == "wait":
@@ -352,6 +366,9 @@ class Pilot:
         manual = self._take_manual(now_s)
         if manual is not None:
             supervisor.note_input(now_s)
+            taken = self.handover.person("keys", "manual control", t_s) if self.handover is not None else None
+            if taken is not None:
+                self._event(t_s, "taken_over", taken)
         if manual is not None and not vehicle.busy():
             if self.behaviour is not None:
                 self._event(t_s, "manual_override", f"keyboard took over: {self.behaviour.state} ended")
@@ -376,7 +393,8 @@ class Pilot:
         if self.result.failure and ("link" in self.result.failure or not self._stay_alive()):
             return False  # the run cannot complete: end it now (ending lands the drone / stops the car)
         idle = not (self._script or self._pending or self._wait_until is not None or vehicle.busy()
-                    or self.behaviour is not None or self._manual is not None)
+                    or self.behaviour is not None or self._manual is not None
+                    or (self.handover is not None and self.handover.waiting is not None))
         return not idle or self._stay_alive()
 
     def _keep_setpoint(self, telemetry: Telemetry, now_s: float) -> None:
@@ -397,6 +415,12 @@ class Pilot:
     def _dispatch(self, command: Command, telemetry: Telemetry, t_s: float) -> str | None:
         """Send one command through safety to the vehicle and record the outcome: None when the vehicle accepted
         it, else why not."""
+        if self.handover is not None and command.verb not in ("ask", "pardon"):
+            taken = self.handover.person(command.source, command.text, t_s)
+            if taken is not None:
+                self._event(t_s, "taken_over", taken)
+        if command.verb in CONVERSATION_VERBS:
+            return self._converse(command, telemetry, t_s)
         try:
             checked = self.supervisor.admit(command, telemetry)
             if self.behaviour is not None and checked.verb not in ("photo", "speed"):
@@ -425,6 +449,27 @@ class Pilot:
             return f"failed: {exc}"
         self._record(t_s, command, "ok")
         return None
+
+    def _converse(self, command: Command, telemetry: Telemetry, t_s: float) -> str | None:
+        try:
+            run, events = self.conversation.handle(command, t_s)
+        except CommandRejected as exc:
+            self._record(t_s, command, f"rejected: {exc}")
+            return f"rejected: {exc}"
+        self._record(t_s, command, "ok")
+        for type_, detail in events:
+            self._event(t_s, type_, detail)
+        return self._dispatch(run, telemetry, t_s) if run is not None else None
+
+    def _check_handover(self, t_s: float, telemetry: Telemetry) -> None:
+        """Nobody took over in time: land (drone) / stop (car), and the run did not go as planned."""
+        lapsed = self.handover.timed_out(t_s) if self.handover is not None else None
+        if lapsed is None:
+            return
+        urgent = Command("land" if self.vehicle.kind == "drone" and telemetry.flying else "stop", None, "safety")
+        self._cancel_plans(t_s, urgent)
+        self._fail(t_s, "handover_timeout", f"{lapsed}: {'landing' if urgent.verb == 'land' else 'stopping'}")
+        self._dispatch(urgent, telemetry, t_s)
 
     def _start_follow(self, command: Command, telemetry: Telemetry) -> None:
         if self.vehicle.kind == "drone" and not telemetry.flying:
@@ -534,6 +579,10 @@ class Pilot:
         self.result.events.append(event)
         if self.tap is not None:
             self.tap.on_event(event)
+        handover = self.handover.trigger(type_, detail, t_s) if self.handover is not None else None
+        if handover is not None:
+            self.behaviour = None  # the keep-alive set-point now holds a hover / a stop; the script waits
+            self._event(t_s, "handover", handover)
 
     def _fail(self, t_s: float, type_: str, detail: str) -> None:
         self._event(t_s, type_, detail)

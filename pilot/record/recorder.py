@@ -135,6 +135,7 @@ class Recorder:
                 "clock": type(pilot.clock).__name__, "script": [command_dict(c) for c in script],
                 "follow_config": to_dict(pilot.follow_config), "behaviour": registry.describe(pilot.behaviour),
                 "safety": to_dict(pilot.supervisor.config),
+                "handover_timeout_s": pilot.handover.timeout_s if getattr(pilot, "handover", None) else None,
             },
             "perception": registry.describe(perception),
             "models": fingerprint(perception.model_files()) if hasattr(perception, "model_files") else [],

@@ -25,6 +25,7 @@ from edgepilot.pilot.core import registry
 from edgepilot.pilot.core.behaviours import FollowConfig
 from edgepilot.pilot.core.config import from_dict
 from edgepilot.pilot.core.errors import InputError
+from edgepilot.pilot.core.handover import HandOver
 from edgepilot.pilot.core.messages import Command, Seen, Telemetry, Velocity
 from edgepilot.pilot.core.runner import CommandRecord, Mode, Pilot
 from edgepilot.pilot.core.safety import SafetyConfig, Supervisor
@@ -190,6 +191,8 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None,
                       max_duration_s=spec["max_duration_s"], perceive=(lambda now: None) if spec["perceive"] else None,
                       follow_config=follow, behaviour=registry.rebuild(spec.get("behaviour")), out_dir=Path(photos),
                       tap=checker, can_see=spec.get("can_see"), names=spec.get("names"))
+        if spec.get("handover_timeout_s") is not None:
+            pilot.handover = HandOver(spec["handover_timeout_s"])
         pilot.seen = ReplaySlot(cursor)
         cursor.pilot = pilot
         if watch is not None:
