@@ -25,6 +25,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "replay": ("edgepilot.pilot.app.replay_cmd", "run perception offline on a video, image, folder or recording"),
     "emulate-tello": ("edgepilot.pilot.app.emulate_cmd", "run a Tello emulator for users without a drone"),
     "doctor": ("edgepilot.pilot.app.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
+    "runs": ("edgepilot.pilot.app.runs_cmd", "list and compare recorded runs (run folders)"),
+    "export": ("edgepilot.pilot.app.export_cmd", "export a run folder to MCAP (Foxglove), W&B (offline) or MLflow"),
 }
 
 

@@ -31,10 +31,12 @@ from edgepilot.pilot.record.files import (
     COMMANDS,
     DETECTIONS,
     LOSSLESS_VIDEO,
+    MANIFEST,
     TICKS,
     VIEWING_VIDEO,
     read_jsonl,
     read_manifest,
+    write_json_atomic,
 )
 from edgepilot.pilot.record.recorder import velocity_list
 from edgepilot.pilot.record.replay_parts import (
@@ -155,8 +157,30 @@ def _notes(manifest: dict, perception: Any, result: ReplayResult) -> None:
             result.notes.append("the face database changed since the recording: names may differ")
 
 
-def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> ReplayResult:
-    """Replay the run folder ``folder``; :class:`InputError` when it is not a replayable recording."""
+class _Both:
+    """Two taps on one pilot: the checker and the recorder of the replayed run."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def on_tick(self, *args: Any) -> None:
+        self.first.on_tick(*args)
+        self.second.on_tick(*args)
+
+    def on_command(self, record: CommandRecord) -> None:
+        self.first.on_command(record)
+        self.second.on_command(record)
+
+    def on_event(self, event: Any) -> None:
+        self.first.on_event(event)
+        self.second.on_event(event)
+
+
+def replay_recording(folder: str | Path, on_frame: OnFrame | None = None, record: str | Path | None = None,
+                     argv: list[str] | None = None) -> ReplayResult:
+    """Replay the run folder ``folder``; :class:`InputError` when it is not a replayable recording. ``record``: also
+    record the replayed run into this new folder (a run folder like any other, whose manifest says ``replay_of``),
+    to compare it with the original or with another replay (``edgepilot runs compare``)."""
     folder = Path(folder).expanduser()
     manifest = read_manifest(folder)
     ticks, ticks_cut = read_jsonl(folder / TICKS)
@@ -181,6 +205,13 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> Rep
     clock = ReplayClock(ticks[0].get("start_s", 0.0), cursor, 1.0 / hz)
     follow = None if spec.get("follow_config") is None else from_dict(FollowConfig, spec["follow_config"])
     max_ticks = len(ticks) if spec.get("max_ticks") is None else min(len(ticks), spec["max_ticks"])
+    recorder = None
+    if record is not None:
+        from edgepilot.pilot.record.recorder import Recorder
+
+        recorder = Recorder(record, argv=argv or [], config=manifest.get("config"), seeds=manifest.get("seeds"),
+                            video=result.video is not None, complete=True)
+        recorder.manifest["replay_of"] = {"folder": str(folder), "created": manifest.get("created")}
     with tempfile.TemporaryDirectory(prefix="edgepilot-replay-") as photos:  # photos taken in replay go nowhere
         pilot = Pilot(ReplayVehicle(kind, cursor), name=spec["name"], clock=clock, hz=hz,
                       supervisor=Supervisor(kind, from_dict(SafetyConfig, spec["safety"])), max_ticks=max_ticks,
@@ -190,11 +221,17 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> Rep
         pilot.seen = ReplaySlot(cursor)
         cursor.pilot = pilot
         script = [Command(c["verb"], c["arg"], c["source"]) for c in spec.get("script", [])]
+        if recorder is not None:
+            recorder.attach(pilot, script=script, perception=perception)
+            pilot.tap = _Both(checker, recorder)
         try:
             pilot.run(script, stay_alive=lambda: cursor.index < len(ticks) - 1)
         except EndOfRecording as exc:
             result.truncated = True
             result.notes.append(f"replay stopped after tick {checker.ticks_done}: {exc}")
+        finally:
+            if recorder is not None:
+                recorder.close()
     result.ticks = checker.ticks_done
     result.frames = feed.processed
     result.detection_mismatches = feed.detection_mismatches
@@ -214,4 +251,7 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> Rep
     elif cursor.diverged and result.decisions_match:
         result.notes.append(f"the replayed pilot asked the vehicle or perception {cursor.diverged} more time(s) "
                             "than the live one")
+    if recorder is not None:
+        recorder.manifest["replay_of"].update(result.as_dict())
+        write_json_atomic(recorder.folder / MANIFEST, recorder.manifest)
     return result
