@@ -123,6 +123,9 @@ def load_run(folder: str | Path, strict: bool = True) -> Run:
     run = Run(folder)
     try:
         run.manifest = _manifest(folder)
+        if not isinstance(run.manifest["format"], int) or run.manifest["format"] > FORMAT:
+            raise InputError(f"{folder} was recorded by a newer edgepilot (format {run.manifest['format']}, this "
+                             f"one reads up to {FORMAT}); upgrade edgepilot to read it")
         run.ticks, run.cut = read_jsonl(folder / TICKS)
         run.commands, _ = read_jsonl(folder / COMMANDS)
         run.detections, _ = read_jsonl(folder / DETECTIONS)
@@ -135,7 +138,7 @@ def load_run(folder: str | Path, strict: bool = True) -> Run:
 
 
 def _manifest(folder: Path) -> dict:
-    """The manifest, of any format (a newer one is listed, not refused: only replaying it needs this version)."""
+    """The manifest, of any format."""
     path = folder / MANIFEST
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder: give a run folder made by --record")
@@ -147,9 +150,6 @@ def _manifest(folder: Path) -> dict:
         raise InputError(f"{path} is corrupt ({exc})") from None
     if not isinstance(manifest, dict) or "format" not in manifest:
         raise InputError(f"{path} is not an edgepilot recording manifest")
-    if isinstance(manifest["format"], int) and manifest["format"] > FORMAT:
-        raise InputError(f"{folder} was recorded by a newer edgepilot (format {manifest['format']}, this one reads "
-                         f"up to {FORMAT}); upgrade edgepilot to read it")
     return manifest
 
 
