@@ -185,12 +185,18 @@ def draw(runs: list[Run], png: Path) -> None:
     kinds = {r.kind for r in runs}
     ax_xy.set(title="path seen from above", xlabel="right (cm)", ylabel="forward (cm)")
     ax_xy.set_aspect("equal", adjustable="datalim")
-    ax_z.set(title="height" if kinds == {"drone"} else "height (drone) / speed (car)", xlabel="time (s)",
-             ylabel="cm or cm/s")
+    ax_z.set(title="height" if kinds == {"drone"} else "speed" if kinds == {"car"} else "height (drone) / speed (car)",
+             xlabel="time (s)", ylabel={"drone": "cm", "car": "cm/s"}.get(next(iter(kinds)) if len(kinds) == 1 else "",
+                                                                            "cm or cm/s"))
     ax_yaw.set(title="heading", xlabel="time (s)", ylabel="yaw (deg, counter-clockwise +)")
     ax_rate.set(title="yaw-rate set-point sent", xlabel="time (s)", ylabel="deg/s")
-    ax_off.set(title="lane offset (car, ground truth) / target offset from centre (follow)", xlabel="time (s)",
-               ylabel="cm (car) or % of width (follow)")
+    if kinds == {"drone"}:
+        ax_off.set(title="followed target's offset from the image centre", ylabel="% of the image width")
+    elif kinds == {"car"}:
+        ax_off.set(title="distance from the lane centre (simulator's track)", ylabel="cm")
+    else:
+        ax_off.set(title="lane offset (car) / target offset (follow)", ylabel="cm (car) or % of width (follow)")
+    ax_off.set_xlabel("time (s)")
     ax_bat.set(title="battery", xlabel="time (s)", ylabel="%")
     ax_xy.legend(fontsize=8)
     fig.suptitle("edgepilot runs compare: " + "  vs  ".join(_names(runs)))
