@@ -60,7 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if args.mcap is not None:
         from edgepilot.pilot.record.to_mcap import export_mcap
 
-        counts = export_mcap(run_, args.mcap, jpeg=args.jpeg)
+        try:
+            counts = export_mcap(run_, args.mcap, jpeg=args.jpeg)
+        except ImportError as exc:
+            raise InputError(f"--mcap needs the Python package {exc.name!r}: pip install mcap mcap-protobuf-support "
+                             "foxglove-schemas-protobuf") from None
         written["mcap"] = {"file": str(args.mcap), "messages": dict(sorted(counts.items()))}
     if args.wandb is not None or args.mlflow is not None:
         with tempfile.TemporaryDirectory(prefix="edgepilot-export-") as tmp:

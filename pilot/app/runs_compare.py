@@ -159,6 +159,10 @@ def draw(runs: list[Run], png: Path) -> None:
 
     from edgepilot.pilot.app.report import _pyplot, _save
 
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError("--png needs matplotlib: pip install 'edgepilot[all]' (or pip install matplotlib)") from None
     plt = _pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(15, 8), dpi=100)
     (ax_xy, ax_z, ax_yaw), (ax_rate, ax_off, ax_bat) = axes
