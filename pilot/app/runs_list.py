@@ -35,18 +35,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(runs: list[dict]) -> str:
-    header = ("run", "date", "vehicle", "verb", "fmt", "status", "dur s", "cmds", "models", "centred", "lane cm",
+    header = ("run", "date", "vehicle", "verb", "fmt", "version", "status", "dur s", "cmds", "models", "centred", "lane cm",
               "stops", "hand", "cmd s", "batt %")
     rows = [header]
     for r in runs:
         if r["status"] == "unreadable":
-            rows.append((Path(r["folder"]).name, "-", "-", "-", r["format"], "unreadable", "", "", "", "", "", "", "",
-                         "", r["problem"][:60]))
+            rows.append((Path(r["folder"]).name, "-", "-", "-", r["format"], "-", "unreadable", "", "", "", "", "", "", "",
+                         "", r["problem"][:120]))
             continue
         m = r["metrics"]
         lane = m["lane_offset_cm"]
         rows.append((
-            Path(r["folder"]).name, _date(r["created"]), r["vehicle"], r["verb"], r["format"], r["status"],
+            Path(r["folder"]).name, _date(r["created"]), r["vehicle"], r["verb"], r["format"], r["edgepilot"] or "?",
+            r["status"],
             f"{r['duration_s']:.1f}", str(len(r["commands"])),
             " ".join(f"{(sha or '?')[:8]}" for sha in r["models"].values()) or "-",
             _pct(m["tracking_centred_fraction"]), "-" if lane is None else f"{lane['mean']:.1f}", str(m["stops"]),
