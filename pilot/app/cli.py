@@ -29,7 +29,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "doctor": ("edgepilot.pilot.app.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
     "calibrate": ("edgepilot.pilot.app.calibrate_cmd", "measure the car camera's intrinsics from checkerboard photos"),
     "train": ("edgepilot.pilot.app.train_cmd", "train a learned driver (.tflite) from recorded car runs"),
-    "runs": ("edgepilot.pilot.app.runs_cmd", "work on recorded runs (trim)"),
+    "runs": ("edgepilot.pilot.app.runs_cmd", "list, compare and trim recorded runs (run folders)"),
+    "export": ("edgepilot.pilot.app.export_cmd", "export a run folder to MCAP (Foxglove), W&B (offline) or MLflow"),
 }
 
 

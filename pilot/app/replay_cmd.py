@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end", type=float, default=None, metavar="S", help="stop at this many seconds")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     web_launch.add_arguments(parser)
+    parser.add_argument("--record", type=Path, default=None, metavar="DIR", help="recordings only: record the "
+                        "replayed run into the new folder DIR, to compare it ('edgepilot runs compare')")
 
 
 def _progress(total: int | None) -> tqdm:
@@ -85,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{', '.join(given)}: a recording replays with the perception it was recorded with; "
                              "drop these options")
         return _replay_recording(args)
+    if args.record is not None:
+        raise InputError(f"--record records the replay of a recording (a run folder), and {path} is not one")
     return _replay_video(args)
 
 
@@ -244,7 +248,7 @@ def _replay_recording(args: argparse.Namespace) -> int:
         if watch is not None:
             progress.disable = True  # the page shows the progress
         try:
-            result = replay_recording(folder, on_frame=on_frame, watch=watch)
+            result = replay_recording(folder, on_frame=on_frame, record=args.record, argv=sys.argv, watch=watch)
         finally:
             progress.close()
             if watch is not None:

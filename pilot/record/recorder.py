@@ -67,7 +67,9 @@ class Recorder:
     """Writes a run folder. Create it before the run, :meth:`attach` it to the pilot, :meth:`close` it after."""
 
     def __init__(self, folder: str | Path, *, argv: Iterable[str] = (), config: dict | None = None,
-                 seeds: dict | None = None, video: bool = True) -> None:
+                 seeds: dict | None = None, video: bool = True, complete: bool | None = None) -> None:
+        """``complete``: never drop a frame or a record, waiting for the disk instead (default: when the run's clock
+        is simulated, as on ``--fast`` or in a replay, where nothing is real time)."""
         folder = Path(folder).expanduser()
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise InputError(f"{folder} already exists and is not empty: give a new folder for the recording")
@@ -101,6 +103,7 @@ class Recorder:
         self._tick_vehicle: dict[str, list] = {}
         self._started_wall = time.monotonic()
         self._closed = False
+        self._complete = complete
 
     # -- wiring ---------------------------------------------------------------------------------------------------
     def attach(self, pilot: Pilot, *, script: Iterable[Command] = (), perception: Any = None) -> None:
@@ -111,12 +114,12 @@ class Recorder:
             raise RuntimeError("this recorder is already attached to a pilot")
         self._pilot = pilot
         pilot.add_tap(self)
-        simulated = isinstance(pilot.clock, FakeClock)  # not real time: never drop a frame or a record
+        simulated = isinstance(pilot.clock, FakeClock) if self._complete is None else self._complete
         self._jsonl.block = simulated
         if self._video is not None:
             self._video.block = simulated
         pilot.vehicle = _WatchedVehicle(pilot.vehicle, self._tick_vehicle)
-        pilot.seen = _RecordedSlot(self, pilot.seen.get())
+        pilot.seen = _RecordedSlot(self, pilot.seen)
         inbox = _RecordedInbox(self, pilot.inbox.maxsize)
         while not pilot.inbox.empty():
             inbox.put_nowait(pilot.inbox.get_nowait())
@@ -257,21 +260,24 @@ class Recorder:
 
 
 class _RecordedSlot(LatestValue):
-    """The pilot's perception slot, reporting every published frame and every read to the recorder."""
+    """In front of the pilot's perception slot: reports every published frame and every read to the recorder."""
 
-    def __init__(self, recorder: Recorder, initial: Seen | None) -> None:
+    def __init__(self, recorder: Recorder, slot: LatestValue) -> None:
         super().__init__()
         self._recorder = recorder
+        self._slot = slot
+        # A plain slot may already hold a frame; a replay's slot answers reads in order, so it is not read here.
+        initial = slot.get() if type(slot) is LatestValue else None
         if initial is not None:
-            self.set(initial)
+            recorder._frame(initial)
 
     def set(self, value: Seen | None) -> None:
         if value is not None:
             self._recorder._frame(value)
-        super().set(value)
+        self._slot.set(value)
 
     def get(self) -> Seen | None:
-        value = super().get()
+        value = self._slot.get()
         self._recorder._saw(value)
         return value
 

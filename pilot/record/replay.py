@@ -33,10 +33,12 @@ from edgepilot.pilot.record.files import (
     COMMANDS,
     DETECTIONS,
     LOSSLESS_VIDEO,
+    MANIFEST,
     TICKS,
     VIEWING_VIDEO,
     read_jsonl,
     read_manifest,
+    write_json_atomic,
 )
 from edgepilot.pilot.record.recorder import velocity_list
 from edgepilot.pilot.record.replay_parts import (
@@ -157,10 +159,12 @@ def _notes(manifest: dict, perception: Any, result: ReplayResult) -> None:
             result.notes.append("the face database changed since the recording: names may differ")
 
 
-def replay_recording(folder: str | Path, on_frame: OnFrame | None = None,
-                     watch: Callable[[Pilot], None] | None = None) -> ReplayResult:
-    """Replay the run folder ``folder``; :class:`InputError` when it is not a replayable recording. ``watch(pilot)``,
-    if given, is called before the replayed run starts (to add a tap that shows it: the web cockpit)."""
+def replay_recording(folder: str | Path, on_frame: OnFrame | None = None, record: str | Path | None = None,
+                     argv: list[str] | None = None, watch: Callable[[Pilot], None] | None = None) -> ReplayResult:
+    """Replay the run folder ``folder``; :class:`InputError` when it is not a replayable recording. ``record``: also
+    record the replayed run into this new folder (a run folder like any other, whose manifest says ``replay_of``),
+    to compare it with the original or with another replay (``edgepilot runs compare``). ``watch(pilot)``, if given,
+    is called before the replayed run starts (to add a tap that shows it: the web cockpit)."""
     folder = Path(folder).expanduser()
     manifest = read_manifest(folder)
     ticks, ticks_cut = read_jsonl(folder / TICKS)
@@ -185,6 +189,13 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None,
     clock = ReplayClock(ticks[0].get("start_s", 0.0), cursor, 1.0 / hz)
     follow = None if spec.get("follow_config") is None else from_dict(FollowConfig, spec["follow_config"])
     max_ticks = len(ticks) if spec.get("max_ticks") is None else min(len(ticks), spec["max_ticks"])
+    recorder = None
+    if record is not None:
+        from edgepilot.pilot.record.recorder import Recorder
+
+        recorder = Recorder(record, argv=argv or [], config=manifest.get("config"), seeds=manifest.get("seeds"),
+                            video=result.video is not None, complete=True)
+        recorder.manifest["replay_of"] = {"folder": str(folder), "created": manifest.get("created")}
     with tempfile.TemporaryDirectory(prefix="edgepilot-replay-") as photos:  # photos taken in replay go nowhere
         pilot = Pilot(ReplayVehicle(kind, cursor), name=spec["name"], clock=clock, hz=hz,
                       supervisor=Supervisor(kind, from_dict(SafetyConfig, spec["safety"])), max_ticks=max_ticks,
@@ -198,11 +209,16 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None,
         if watch is not None:
             watch(pilot)
         script = [Command(c["verb"], c["arg"], c["source"]) for c in spec.get("script", [])]
+        if recorder is not None:
+            recorder.attach(pilot, script=script, perception=perception)
         try:
             pilot.run(script, stay_alive=lambda: cursor.index < len(ticks) - 1)
         except EndOfRecording as exc:
             result.truncated = True
             result.notes.append(f"replay stopped after tick {checker.ticks_done}: {exc}")
+        finally:
+            if recorder is not None:
+                recorder.close()
     result.ticks = checker.ticks_done
     result.frames = feed.processed
     result.detection_mismatches = feed.detection_mismatches
@@ -222,4 +238,7 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None,
     elif cursor.diverged and result.decisions_match:
         result.notes.append(f"the replayed pilot asked the vehicle or perception {cursor.diverged} more time(s) "
                             "than the live one")
+    if recorder is not None:
+        recorder.manifest["replay_of"].update(result.as_dict())
+        write_json_atomic(recorder.folder / MANIFEST, recorder.manifest)
     return result
