@@ -19,6 +19,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgepilot.pilot.app import bus
 from edgepilot.pilot.core import config
 from edgepilot.pilot.core.behaviours import FollowConfig
 from edgepilot.pilot.core.clock import Clock, FakeClock, MonotonicClock
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default $EDGEPILOT_CONFIG)")
     parser.add_argument("--record", type=Path, metavar="DIR", help="record the run into the new folder DIR (camera "
                         "video, telemetry, commands, detections, events) for 'edgepilot replay DIR'")
+    bus.add_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -83,8 +85,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--fast runs on a simulated clock; voice and keys need real time: drop --fast")
     if args.follow is not None and not (args.follow == "me" or NAME_PATTERN.fullmatch(args.follow)):
         raise InputError(f"--follow takes 'me' or an enrolled person's name, not {args.follow!r}")
-    if not (args.script.strip() or args.voice or args.keys or args.follow):
-        raise InputError("nothing to do: give --script, --voice, --keys or --follow")
+    bus.check_vehicle_args(args)
+    if not (args.script.strip() or args.voice or args.keys or args.follow or args.bus):
+        raise InputError("nothing to do: give --script, --voice, --keys, --follow or --bus")
     if args.keys:
         try:
             import termios  # noqa: F401 - POSIX only
@@ -238,9 +241,26 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
             worker = PerceptionWorker(camera, _guarded(detect, pilot), pilot.seen.set).start()
             stack.callback(worker.stop)
         alive = [lambda: listener.running] if listener else []
+        fleet = None
+        if args.bus:  # after the recorder: the bus keeps its tap; with no other source, waits for bus commands
+            exclusive = not (script or args.voice or args.keys)
+            fleet = bus.join(args, pilot, exclusive=exclusive)
+            stack.callback(fleet.close)
+            if exclusive:
+                alive.append(lambda: True)
         if listener is not None:
-            listener.start(lambda command, info: pilot.submit(command),
-                           on_drop=None if args.json else _print_drop)
+            def on_command(command: Command, info: dict) -> None:
+                if fleet is not None:
+                    fleet.heard(info, command)
+                pilot.submit(command)
+
+            def on_drop(info: dict) -> None:
+                if fleet is not None:
+                    fleet.heard(info)
+                if not args.json:
+                    _print_drop(info)
+
+            listener.start(on_command, on_drop=on_drop)
         if args.keys:
             alive.append(_start_keys(stack, pilot))
         result = pilot.run(script, stay_alive=lambda: any(check() for check in alive))

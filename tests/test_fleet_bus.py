@@ -1,0 +1,203 @@
+"""The fleet bus (issue 19), the way users reach it: ``edgepilot fly --vehicle sim --bus zenoh --name NAME`` processes
+on a zenoh bus, watched and commanded by a plain zenoh session. Every session here is on loopback only: the test's
+own session listens on a free 127.0.0.1 port, the vehicles connect to it, multicast scouting is off, so concurrent
+test runs and other machines never cross-talk."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+zenoh = pytest.importorskip("zenoh")  # the [fleet] extra; the test extra installs it, so CI runs these
+
+from edgepilot.pilot.app.bus import BusConfig, BusFailsafe, open_session, parse_bus_command  # noqa: E402
+from edgepilot.pilot.app.fleet_view import FleetView  # noqa: E402
+from edgepilot.pilot.core.clock import FakeClock  # noqa: E402
+from edgepilot.pilot.core.errors import EdgepilotError  # noqa: E402
+from edgepilot.pilot.core.messages import Telemetry  # noqa: E402
+from edgepilot.pilot.core.runner import Mode  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Hub:
+    """The test's zenoh session: listens on loopback; vehicles connect to it."""
+
+    def __init__(self) -> None:
+        self.endpoint = f"tcp/127.0.0.1:{free_port()}"
+        self.session = open_session(BusConfig(listen=(self.endpoint,), connect=()))
+        self.procs: list[subprocess.Popen] = []
+
+    def vehicle(self, name: str, *extra: str, verb: str = "fly") -> subprocess.Popen:
+        argv = [sys.executable, "-m", "edgepilot.pilot.app.cli", verb, "--vehicle", "sim", "--bus", "zenoh",
+                "--name", name, "--bus-connect", self.endpoint, "--json", *extra]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=20)
+        self.session.close()
+
+
+@pytest.fixture
+def hub():
+    hub = Hub()
+    yield hub
+    hub.close()
+
+
+def result_of(proc: subprocess.Popen, timeout_s: float = 30) -> tuple[int, dict, str]:
+    out, err = proc.communicate(timeout=timeout_s)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    return proc.returncode, (json.loads(lines[-1]) if lines else {}), err
+
+
+@pytest.mark.slow
+def test_two_vehicles_seen_commanded_one_and_all_and_a_killed_one_noticed(hub):
+    a = hub.vehicle("a", "--max-duration", "60")
+    b = hub.vehicle("b", "--max-duration", "60")
+    # a plain zenoh subscriber: nothing of ours, only key expressions and JSON
+    arrivals: dict[str, list[tuple[float, dict]]] = {"a": [], "b": []}
+    hub.session.declare_subscriber("edgepilot/*/telemetry", lambda s: arrivals[str(s.key_expr).split("/")[1]].append(
+        (time.monotonic(), json.loads(s.payload.to_bytes()))))
+    view = FleetView(hub.session, tag="test")
+    assert view.wait_for(lambda v: all(v.get(n).alive and v.get(n).telemetry for n in "ab"), 30), \
+        f"vehicles not seen: {a.poll()} {b.poll()}"
+    time.sleep(2.0)
+    for name in "ab":
+        window = [t for t, _ in arrivals[name] if t >= time.monotonic() - 1.5]
+        rate = (len(window) - 1) / (window[-1] - window[0])
+        assert rate >= 10, f"{name}: telemetry at {rate:.1f} Hz"
+        last = arrivals[name][-1][1]
+        assert last["mode"] == "landed" and last["flying"] is False
+
+    hub.session.put("edgepilot/a/command", "takeoff", attachment="test")
+    assert view.wait_for(lambda v: v.get("a").telemetry.get("flying"), 10), "a did not take off"
+    assert view.wait_for(lambda v: v.get("a").telemetry.get("mode") == "hovering", 10)
+    assert view.get("b").telemetry["flying"] is False and view.get("b").telemetry["mode"] == "landed"
+    assert any(c["command"] == "takeoff" and c["source"] == "bus:test" and c["result"] == "ok"
+               for c in view.get("a").commands)
+    assert not view.get("b").commands
+
+    hub.session.put("edgepilot/b/command", "takeoff", attachment="test")
+    assert view.wait_for(lambda v: v.get("b").telemetry.get("mode") == "hovering", 10), "b did not take off"
+    hub.session.put("edgepilot/all/command", "land", attachment="test")
+    assert view.wait_for(lambda v: all(v.get(n).telemetry.get("mode") == "landed" and
+                                       not v.get(n).telemetry.get("flying") for n in "ab"), 15), "not both landed"
+
+    b.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    assert view.wait_for(lambda v: not v.get("b").alive, 2.0), "the ground did not notice b's death within 2 s"
+    assert view.get("b").lost_s - killed < 2.0
+    assert view.get("a").alive
+    a.send_signal(signal.SIGINT)
+    status, run, err = result_of(a)
+    assert status == 130, err
+    view.close()
+
+
+@pytest.mark.slow
+def test_a_vehicle_cut_from_the_bus_while_flying_lands_by_itself(hub):
+    view = FleetView(hub.session, tag="test")
+    proc = hub.vehicle("solo", "--bus-timeout", "0.5", "--max-duration", "60")
+    assert view.wait_for(lambda v: v.get("solo").telemetry, 30), "vehicle not seen"
+    view.send("solo", "takeoff")
+    assert view.wait_for(lambda v: v.get("solo").telemetry.get("mode") == "hovering", 10), "did not take off"
+    view.close()
+    hub.session.close()  # the bus is gone: the vehicle's only peer and its commander with it
+    cut = time.monotonic()
+    status, run, err = result_of(proc, timeout_s=30)
+    assert time.monotonic() - cut < 15
+    assert status == 1, err
+    assert "lost the bus" in run["failure"]
+    assert run["final"]["flying"] is False
+    sources = [(c["command"], c["source"]) for c in run["commands"]]
+    assert sources[0] == ("takeoff", "bus:test")
+    assert ("stop", "safety") in sources and ("land", "safety") in sources
+    assert sources.index(("stop", "safety")) < sources.index(("land", "safety"))
+
+
+def test_bus_commands_parse_with_their_source_tag():
+    commands = parse_bus_command("takeoff; up 50", "ground")
+    assert [(c.text, c.source) for c in commands] == [("takeoff", "bus:ground"), ("up 50", "bus:ground")]
+    assert parse_bus_command("land", None)[0].source == "bus"
+    with pytest.raises(EdgepilotError):
+        parse_bus_command("fly to the moon", "ground")
+    with pytest.raises(EdgepilotError):
+        parse_bus_command("land", "bad tag!")
+
+
+class _Vehicle:
+    kind = "drone"
+
+
+class _Pilot:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.vehicle = _Vehicle()
+        self.submitted: list[str] = []
+        self.aborted: str | None = None
+
+    def submit(self, command) -> None:
+        self.submitted.append(f"{command.text}/{command.source}")
+
+    def abort(self, reason: str) -> None:
+        self.aborted = reason
+
+
+def test_failsafe_hovers_then_lands_only_when_no_commander_and_flying():
+    pilot = _Pilot()
+    failsafe = BusFailsafe(pilot, timeout_s=2.0, land_after_s=3.0)
+    flying, ground = Telemetry(t_s=0, flying=True), Telemetry(t_s=0)
+    failsafe.commander("edgepilot/all/commander/g", True)
+    pilot.clock.advance(10)
+    failsafe.tick(flying, Mode.HOVERING)
+    assert not pilot.submitted  # a commander is present
+    failsafe.commander("edgepilot/all/commander/g", False)
+    pilot.clock.advance(1.9)
+    failsafe.tick(flying, Mode.HOVERING)
+    assert not pilot.submitted
+    pilot.clock.advance(0.2)
+    failsafe.tick(ground, Mode.LANDED)
+    assert not pilot.submitted  # on the ground: nothing to do
+    failsafe.tick(flying, Mode.MOVING)
+    assert pilot.submitted == ["stop/safety"]
+    pilot.clock.advance(2.9)
+    failsafe.tick(flying, Mode.HOVERING)
+    assert pilot.aborted is None
+    failsafe.heard()  # a command arrived: back to normal
+    failsafe.tick(flying, Mode.HOVERING)
+    pilot.clock.advance(1.5)
+    failsafe.tick(flying, Mode.HOVERING)
+    assert pilot.submitted == ["stop/safety"] and pilot.aborted is None
+    pilot.clock.advance(5.0)
+    failsafe.tick(flying, Mode.HOVERING)
+    pilot.clock.advance(3.0)
+    failsafe.tick(flying, Mode.HOVERING)
+    assert pilot.submitted == ["stop/safety", "stop/safety"] and "lost the bus" in pilot.aborted
+
+
+def test_bus_flags_are_checked_before_anything_starts(capsys):
+    from edgepilot.pilot.app.cli import main
+
+    assert main(["fly", "--bus", "zenoh"]) == 2
+    assert "--name" in capsys.readouterr().err
+    assert main(["fly", "--bus", "zenoh", "--name", "all"]) == 2
+    assert "--name" in capsys.readouterr().err
+    assert main(["fly", "--name", "a", "--script", "takeoff; land"]) == 2
+    assert "go with --bus zenoh" in capsys.readouterr().err
+    assert main(["fly", "--bus", "zenoh", "--name", "a", "--fast"]) == 2
