@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -201,3 +202,39 @@ def test_bus_flags_are_checked_before_anything_starts(capsys):
     assert main(["fly", "--name", "a", "--script", "takeoff; land"]) == 2
     assert "go with --bus zenoh" in capsys.readouterr().err
     assert main(["fly", "--bus", "zenoh", "--name", "a", "--fast"]) == 2
+
+
+@pytest.mark.slow
+def test_ground_station_sees_commands_and_notices_a_lost_vehicle(hub):
+    ground = subprocess.Popen([sys.executable, "-m", "edgepilot.pilot.app.cli", "ground", "--bus-connect",
+                               hub.endpoint, "--duration", "40"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, bufsize=1)
+    hub.procs.append(ground)
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: [lines.append((time.monotonic(), line)) for line in ground.stdout])
+    reader.start()
+    car = hub.vehicle("car1", "--max-duration", "40", verb="drive")
+
+    def wait_line(text: str, timeout_s: float) -> float:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for t, line in list(lines):
+                if text in line:
+                    return t
+            time.sleep(0.05)
+        raise AssertionError(f"no {text!r} from the ground station in {timeout_s} s: {lines}")
+
+    wait_line("car1: joined", 30)
+    ground.stdin.write("car1 forward 50\n")
+    ground.stdin.flush()
+    wait_line("car1: command forward 50 [bus:ground] ok", 10)
+    ground.stdin.write("car1 fly away\n")
+    ground.stdin.flush()
+    wait_line("ground: script command 1: unknown command", 5)  # one clear line, and the station carries on
+    car.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    assert wait_line("car1: lost", 5) - killed < 2.0
+    ground.stdin.write("quit\n")
+    ground.stdin.flush()
+    assert ground.wait(timeout=10) == 0
+    reader.join(timeout=5)

@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "enroll": ("edgepilot.pilot.app.enroll_cmd", "add a person's face to the face database"),
     "replay": ("edgepilot.pilot.app.replay_cmd", "run perception offline on a video, image, folder or recording"),
     "emulate-tello": ("edgepilot.pilot.app.emulate_cmd", "run a Tello emulator for users without a drone"),
+    "ground": ("edgepilot.pilot.app.ground_cmd", "fleet ground station: every vehicle on the bus, all land / stop"),
     "doctor": ("edgepilot.pilot.app.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
 }
 

@@ -99,6 +99,13 @@ class FleetView:
                 self._lock.wait(min(left, 0.1))
         return True
 
+    def summary(self) -> list[dict[str, Any]]:
+        """Every vehicle seen, by name: alive, its latest telemetry, its age (s) and rate (Hz)."""
+        now = time.monotonic()
+        with self._lock:
+            return [{"name": v.name, "alive": v.alive, "telemetry": dict(v.telemetry), "age_s": v.age_s(now),
+                     "rate_hz": v.rate_hz()} for v in sorted(self.vehicles.values(), key=lambda v: v.name)]
+
     def get(self, name: str) -> VehicleSeen:
         with self._lock:
             return self.vehicles.setdefault(name, VehicleSeen(name))
