@@ -101,6 +101,27 @@ class RunTap(Protocol):
     def on_event(self, event: Event) -> None: ...
 
 
+class Taps:
+    """Several taps watching one run (the recorder, the status the web cockpit and the fleet read), called in the
+    order they were added."""
+
+    def __init__(self, *taps: RunTap) -> None:
+        self.taps = list(taps)
+
+    def on_tick(self, t_s: float, telemetry: Telemetry, seen: Seen | None, velocity: Velocity | None,
+                mode: Mode) -> None:
+        for tap in self.taps:
+            tap.on_tick(t_s, telemetry, seen, velocity, mode)
+
+    def on_command(self, record: CommandRecord) -> None:
+        for tap in self.taps:
+            tap.on_command(record)
+
+    def on_event(self, event: Event) -> None:
+        for tap in self.taps:
+            tap.on_event(event)
+
+
 @dataclass
 class RunResult:
     vehicle: str
@@ -197,6 +218,15 @@ class Pilot:
         #: True from the moment the run starts bringing the vehicle down at the end (signal handlers must let it).
         self.closing = False
         self.result = RunResult(vehicle=self.name, final=Telemetry(t_s=0.0))
+
+    def add_tap(self, tap: RunTap) -> None:
+        """Let ``tap`` watch the run too (before it starts, or from the loop's own thread)."""
+        if self.tap is None:
+            self.tap = tap
+        elif isinstance(self.tap, Taps):
+            self.tap.taps.append(tap)
+        else:
+            self.tap = Taps(self.tap, tap)
 
     # -- called from other threads --------------------------------------------------------------------------------
     def submit(self, command: Command) -> None:

@@ -110,7 +110,7 @@ class Recorder:
         if self._pilot is not None:
             raise RuntimeError("this recorder is already attached to a pilot")
         self._pilot = pilot
-        pilot.tap = self
+        pilot.add_tap(self)
         simulated = isinstance(pilot.clock, FakeClock)  # not real time: never drop a frame or a record
         self._jsonl.block = simulated
         if self._video is not None:
