@@ -204,7 +204,6 @@ def test_bus_flags_are_checked_before_anything_starts(capsys):
     assert main(["fly", "--bus", "zenoh", "--name", "a", "--fast"]) == 2
 
 
-@pytest.mark.slow
 def test_ground_station_sees_commands_and_notices_a_lost_vehicle(hub):
     ground = subprocess.Popen([sys.executable, "-m", "edgepilot.pilot.app.cli", "ground", "--bus-connect",
                                hub.endpoint, "--duration", "40"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

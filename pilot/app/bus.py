@@ -24,15 +24,15 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from edgepilot.pilot.app.status import RunStatus
 from edgepilot.pilot.core.errors import EdgepilotError, InputError
 from edgepilot.pilot.core.grammar import parse_script
 from edgepilot.pilot.core.messages import Command, Event, Seen, Telemetry, Velocity
-from edgepilot.pilot.core.runner import CommandRecord, Mode, Pilot, RunTap
+from edgepilot.pilot.core.runner import CommandRecord, Mode, Pilot
 
 log = logging.getLogger(__name__)
 
@@ -138,56 +138,6 @@ def open_session(config: BusConfig):
         raise InputError(f"cannot join the zenoh bus: {exc}") from None
 
 
-class StateSnapshot(Protocol):
-    """A run tap that keeps the run's latest state as one JSON-able dict (the web cockpit's ``/api/state``)."""
-
-    def on_tick(self, t_s: float, telemetry: Telemetry, seen: Seen | None, velocity: Velocity | None,
-                mode: Mode) -> None: ...
-
-    def on_command(self, record: CommandRecord) -> None: ...
-
-    def on_event(self, event: Event) -> None: ...
-
-    def snapshot(self) -> dict[str, Any]: ...
-
-
-class RunState:
-    """The latest state of a run, JSON-able: the fields ``/api/state`` and the bus's ``telemetry`` carry."""
-
-    def __init__(self, name: str, kind: str) -> None:
-        self._lock = threading.Lock()
-        self._state: dict[str, Any] = {"name": name, "kind": kind, "t_s": 0.0, "mode": Mode.LANDED.value,
-                                       "flying": False, "telemetry": {}, "link_age_s": None, "people": [],
-                                       "last_command": None, "last_event": None}
-
-    def on_tick(self, t_s: float, telemetry: Telemetry, seen: Seen | None, velocity: Velocity | None,
-                mode: Mode) -> None:
-        people = [d.name or d.label for d in seen.detections] if seen is not None else []
-        with self._lock:
-            self._state.update({
-                "t_s": round(t_s, 3), "mode": mode.value, "flying": telemetry.flying,
-                "battery_pct": round(telemetry.battery_pct, 1),
-                "telemetry": {**telemetry.final(), "vx_cm_s": round(telemetry.vx_cm_s, 1),
-                              "vy_cm_s": round(telemetry.vy_cm_s, 1), "vz_cm_s": round(telemetry.vz_cm_s, 1)},
-                "link_age_s": round(max(0.0, telemetry.t_s - telemetry.last_state_s), 3),
-                "velocity": None if velocity is None else [velocity.vx_cm_s, velocity.vy_cm_s, velocity.vz_cm_s,
-                                                           velocity.yaw_rate_deg_s],
-                "people": people,
-            })
-
-    def on_command(self, record: CommandRecord) -> None:
-        with self._lock:
-            self._state["last_command"] = record.as_dict()
-
-    def on_event(self, event: Event) -> None:
-        with self._lock:
-            self._state["last_event"] = {"t_s": round(event.t_s, 3), "type": event.type, "detail": event.detail}
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return dict(self._state)
-
-
 def parse_bus_command(text: str, tag: str | None) -> list[Command]:
     """A command sample's payload (the script grammar) and attachment (the sender's tag) as commands with source
     ``bus:<tag>`` (``bus`` without a tag). Raises InputError for text the grammar does not accept."""
@@ -241,24 +191,23 @@ class BusFailsafe:
 
 
 class VehicleBus:
-    """A vehicle on the bus: a run tap publishing its state, and a subscriber feeding bus commands to the pilot.
-    Attach it after the flight recorder (it keeps whatever tap is already there and calls it first)."""
+    """A vehicle on the bus: a run tap publishing the run's :class:`RunStatus` (attach the status first: taps are
+    called in order, so the snapshot is this tick's), and a subscriber feeding bus commands to the pilot."""
 
-    def __init__(self, session, name: str, state: StateSnapshot, *, failsafe_timeout_s: float | None = None,
+    def __init__(self, session, name: str, status: RunStatus, *, failsafe_timeout_s: float | None = None,
                  telemetry_hz: float = TELEMETRY_HZ) -> None:
         import zenoh
 
         self._zenoh = zenoh
         self.session = session
         self.name = check_name(name)
-        self.state = state
+        self.status = status
         self.failsafe_timeout_s = failsafe_timeout_s
         self.failsafe: BusFailsafe | None = None
         self._period_s = 1.0 / telemetry_hz
         self._last_publish_s = -1e9
         self._last_seen_frame: float | None = None
         self._pilot: Pilot | None = None
-        self._inner: RunTap | None = None
         self._stop = threading.Event()
         self._video_thread: threading.Thread | None = None
         self._declared: list[Any] = []
@@ -272,7 +221,7 @@ class VehicleBus:
     # -- wiring -----------------------------------------------------------------------------------------------------
     def attach(self, pilot: Pilot) -> VehicleBus:
         self._pilot = pilot
-        self._inner, pilot.tap = pilot.tap, self
+        pilot.add_tap(self)
         if self.failsafe_timeout_s is not None:
             self.failsafe = BusFailsafe(pilot, self.failsafe_timeout_s)
             self._declared.append(self.session.liveliness().declare_subscriber(
@@ -329,14 +278,13 @@ class VehicleBus:
 
     def heard(self, info: dict, command: Command | None = None) -> None:
         """What voice heard (the listener's info), acted on (``command``) or not."""
+        self.status.note_heard(str(info.get("text", "")), command.text if command else None,
+                               "" if command else str(info.get("reason", "")))
         self._put("heard", {**info, "t_s": self._run_time(), "command": command.text if command else None})
 
     # -- the run tap ------------------------------------------------------------------------------------------------
     def on_tick(self, t_s: float, telemetry: Telemetry, seen: Seen | None, velocity: Velocity | None,
                 mode: Mode) -> None:
-        if self._inner is not None:
-            self._inner.on_tick(t_s, telemetry, seen, velocity, mode)
-        self.state.on_tick(t_s, telemetry, seen, velocity, mode)
         if self.failsafe is not None:
             self.failsafe.tick(telemetry, mode)
         now = time.monotonic()
@@ -349,21 +297,15 @@ class VehicleBus:
                                      "height": seen.height, "detections": [d.to_json() for d in seen.detections]})
 
     def on_command(self, record: CommandRecord) -> None:
-        if self._inner is not None:
-            self._inner.on_command(record)
-        self.state.on_command(record)
         self._put("commands", record.as_dict())
 
     def on_event(self, event: Event) -> None:
-        if self._inner is not None:
-            self._inner.on_event(event)
-        self.state.on_event(event)
         self._put("events", {"t_s": round(event.t_s, 3), "type": event.type, "detail": event.detail})
 
     # -- helpers ----------------------------------------------------------------------------------------------------
     def _telemetry(self) -> dict:
         # wall-clock stamp: lets a ground station on a synchronised clock measure the delivery latency
-        return {**self.state.snapshot(), "name": self.name, "sent_unix_s": time.time()}
+        return {**self.status.snapshot(), "name": self.name, "sent_unix_s": time.time()}
 
     def _run_time(self) -> float | None:
         pilot = self._pilot
@@ -400,14 +342,15 @@ class VehicleBus:
                     log.debug("bus: could not publish video: %s", exc)
 
 
-def join(args: argparse.Namespace, pilot: Pilot, *, exclusive: bool,
-         state_factory: Callable[[Pilot], StateSnapshot] | None = None) -> VehicleBus:
-    """Put ``pilot`` on the bus the flags describe; ``exclusive``: the bus is its only command source (the
-    failsafe applies). Call :meth:`VehicleBus.close` when the run is over."""
+def join(args: argparse.Namespace, pilot: Pilot, *, exclusive: bool, status: RunStatus | None = None) -> VehicleBus:
+    """Put ``pilot`` on the bus the flags describe, publishing ``status`` (one is attached here if the run has none,
+    e.g. no web cockpit); ``exclusive``: the bus is its only command source (the failsafe applies). Call
+    :meth:`VehicleBus.close` when the run is over."""
     session = open_session(config_from_args(args))
-    state = state_factory(pilot) if state_factory else RunState(args.name, pilot.vehicle.kind)
+    if status is None:
+        status = RunStatus().attach(pilot)
     try:
-        bus = VehicleBus(session, args.name, state, failsafe_timeout_s=args.bus_timeout if exclusive else None)
+        bus = VehicleBus(session, args.name, status, failsafe_timeout_s=args.bus_timeout if exclusive else None)
         return bus.attach(pilot)
     except BaseException:
         session.close()

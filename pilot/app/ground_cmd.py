@@ -109,10 +109,11 @@ def table(view) -> list[str]:
     for v in view.summary():
         t = v["telemetry"]
         battery = t.get("battery_pct")
-        height = t.get("telemetry", {}).get("z_cm")
+        height = t.get("height_cm")
+        link = (t.get("link") or {}).get("state_age_s")
         rows.append(
             f"{v['name']:<12} {t.get('kind', '?'):<6} {t.get('mode', '?'):<11} "
-            f"{_num(battery, '%', 0):>7} {_num(height, ' cm', 0):>7} {_num(t.get('link_age_s'), ' s', 1):>6} "
+            f"{_num(battery, '%', 0):>7} {_num(height, ' cm', 0):>7} {_num(link, ' s', 1):>6} "
             f"{_num(v['age_s'], ' s', 1):>6} {v['rate_hz']:5.1f}Hz  {'alive' if v['alive'] else 'LOST'}")
     return rows
 
