@@ -237,3 +237,61 @@ def test_ground_station_sees_commands_and_notices_a_lost_vehicle(hub):
     ground.stdin.flush()
     assert ground.wait(timeout=10) == 0
     reader.join(timeout=5)
+
+
+def write_show(tmp_path, text: str):
+    path = tmp_path / "show.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+def test_fleet_run_plays_a_show_in_lockstep_and_lands_all_when_a_member_is_lost(hub, tmp_path):
+    from edgepilot.pilot.app.cli import main
+
+    for name in ("a", "b"):
+        hub.vehicle(name, "--max-duration", "60")
+    show = write_show(tmp_path, 'start_in_s = 0.5\n[vehicles]\na = "takeoff; up 30; land"\n'
+                                'b = "takeoff; wait 1; cw 90; land"\n')
+    argv = [sys.executable, "-m", "edgepilot.pilot.app.cli", "fleet", "run", str(show), "--json",
+            "--bus-connect", hub.endpoint]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads(done.stdout.splitlines()[-1])
+    steps = result["steps"]
+    assert [(s["step"], s["vehicle"], s["command"]) for s in steps] == [
+        (1, "a", "takeoff"), (1, "b", "takeoff"), (2, "a", "up 30"), (2, "b", "wait 1"), (3, "a", "land"),
+        (3, "b", "cw 90"), (4, "b", "land")]
+    for k in (2, 3, 4):  # a step starts only when every vehicle has finished the one before
+        assert min(s["sent_s"] for s in steps if s["step"] == k) >= max(s["done_s"] for s in steps
+                                                                         if s["step"] == k - 1)
+    assert steps[0]["sent_s"] == steps[1]["sent_s"] < 0.05  # the shared start
+
+    # the second show: b is killed in the air; a (and b's corpse) are told to land; the show fails
+    view = FleetView(hub.session, tag="test")
+    show = write_show(tmp_path, 'start_in_s = 0.2\n[vehicles]\na = "takeoff; wait 30; land"\n'
+                                'b = "takeoff; wait 30; land"\n')
+    runner = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert view.wait_for(lambda v: all(v.get(n).telemetry.get("mode") == "hovering" and
+                                       v.get(n).telemetry.get("flying") for n in "ab"), 30)
+    hub.procs[1].send_signal(signal.SIGKILL)
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 1
+    assert "b: lost" in err and "did not complete" in err
+    assert view.wait_for(lambda v: v.get("a").telemetry.get("mode") == "landed", 15)
+    assert any(c["command"] == "land" and c["source"] == "bus:fleet" for c in view.get("a").commands)
+    view.close()
+    assert main(["fleet", "run", str(write_show(tmp_path, '[vehicles]\na = "takeof"\n'))]) == 2
+
+
+def test_show_files_are_checked(tmp_path):
+    from edgepilot.pilot.app.show import Show
+
+    with pytest.raises(EdgepilotError, match="vehicles"):
+        Show.load(write_show(tmp_path, "start_in_s = 1\n"))
+    with pytest.raises(EdgepilotError, match="on_lost"):
+        Show.load(write_show(tmp_path, 'on_lost = "panic"\n[vehicles]\na = "takeoff"\n'))
+    with pytest.raises(EdgepilotError, match="unknown setting"):
+        Show.load(write_show(tmp_path, 'start = 1\n[vehicles]\na = "takeoff"\n'))
+    show = Show.load(write_show(tmp_path, 'step_timeout_s = 5\n[vehicles]\na = "takeoff; land"\n'))
+    assert [c.text for c in show.vehicles["a"]] == ["takeoff", "land"] and show.step_timeout_s == 5
