@@ -6,6 +6,7 @@ test runs and other machines never cross-talk."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -295,3 +296,46 @@ def test_show_files_are_checked(tmp_path):
         Show.load(write_show(tmp_path, 'start = 1\n[vehicles]\na = "takeoff"\n'))
     show = Show.load(write_show(tmp_path, 'step_timeout_s = 5\n[vehicles]\na = "takeoff; land"\n'))
     assert [c.text for c in show.vehicles["a"]] == ["takeoff", "land"] and show.step_timeout_s == 5
+
+
+CHECK_FLEET = r"""
+import json, sys, time
+from edgepilot.pilot.app.bus import BusConfig, open_session
+from edgepilot.pilot.app.fleet_view import FleetView
+session = open_session(BusConfig(connect=("tcp/127.0.0.1:7447",)))
+view = FleetView(session, tag="test")
+names = ("tello1", "tello2", "car1")
+out = {"joined": view.wait_for(lambda v: all(v.get(n).alive and v.get(n).telemetry for n in names), 60)}
+out["kinds"] = {n: view.get(n).telemetry.get("kind") for n in names}
+view.send("tello2", "takeoff")
+out["tello2_flew"] = view.wait_for(lambda v: v.get("tello2").telemetry.get("mode") == "hovering", 20)
+out["tello1_flying"] = view.get("tello1").telemetry.get("flying")
+view.send("car1", "forward 50")
+out["car_moved"] = view.wait_for(lambda v: v.get("car1").telemetry.get("pose", {}).get("x_cm", 0) > 10, 10)
+view.send_all("land")
+out["landed"] = view.wait_for(lambda v: v.get("tello2").telemetry.get("mode") == "landed", 20)
+print(json.dumps(out), flush=True)
+view.close()
+session.close()
+"""
+
+
+@pytest.mark.slow
+def test_fleet_emulate_two_tellos_in_their_own_namespaces_and_a_car(tmp_path):
+    from edgepilot.sim import tello_netns
+
+    if (reason := tello_netns.unavailable_reason()) or not shutil.which("unshare"):
+        pytest.skip(f"fleet emulate needs network namespaces: {reason or 'no unshare'}")
+    (tmp_path / "check.py").write_text(CHECK_FLEET)
+    # a private network and mount namespace: its own loopback, its own /run/netns, nothing shared with other runs
+    script = (f"ip link set lo up; mkdir -p /run/netns; mount -t tmpfs none /run/netns; "
+              f"{sys.executable} -m edgepilot.pilot.app.cli fleet emulate --tellos 2 --cars 1 & EP=$!; "
+              f"{sys.executable} {tmp_path / 'check.py'}; kill -TERM $EP; wait $EP; echo emulate=$?; ls /run/netns")
+    done = subprocess.run(["unshare", "--net", "--mount", "sh", "-c", script], capture_output=True, text=True,
+                          timeout=150)
+    lines = done.stdout.splitlines()
+    checked = json.loads(next(line for line in lines if line.startswith("{")))
+    assert checked == {"joined": True, "kinds": {"tello1": "drone", "tello2": "drone", "car1": "car"},
+                       "tello2_flew": True, "tello1_flying": False, "car_moved": True, "landed": True}, done.stderr
+    assert "emulate=0" in lines
+    assert lines[-1] == "emulate=0", "namespaces left behind: " + lines[-1]

@@ -227,7 +227,8 @@ class VehicleBus:
             self._declared.append(self.session.liveliness().declare_subscriber(
                 f"{COMMANDER_KEY}/**", self._on_commander, history=True))
         for name in (self.name, ALL):
-            self._declared.append(self.session.declare_subscriber(key(name, "command"), self._on_command))
+            self._declared.append(self.session.declare_subscriber(
+                key(name, "command"), lambda sample, everyone=name == ALL: self._on_command(sample, everyone)))
         self._declared.append(self.session.liveliness().declare_token(key(self.name, "alive")))
         self._video_thread = threading.Thread(target=self._video_loop, name="bus-video", daemon=True)
         self._video_thread.start()
@@ -253,7 +254,7 @@ class VehicleBus:
         self.session.close()
 
     # -- from the bus -----------------------------------------------------------------------------------------------
-    def _on_command(self, sample) -> None:
+    def _on_command(self, sample, everyone: bool = False) -> None:
         pilot = self._pilot
         if pilot is None or self._stop.is_set():
             return
@@ -270,6 +271,8 @@ class VehicleBus:
         if self.failsafe is not None:
             self.failsafe.heard()
         for command in commands:
+            if everyone and command.verb == "land" and pilot.vehicle.kind == "car":
+                command = Command("stop", None, command.source)  # "everyone land": a car stands still
             pilot.submit(command)
 
     def _on_commander(self, sample) -> None:

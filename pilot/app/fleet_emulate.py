@@ -73,7 +73,7 @@ class TelloSite:
         return f"{GROUND_NET}.{self.index}.2"
 
     def setup(self) -> list[str]:
-        """``ip -batch`` lines building it."""
+        """The ``ip`` commands building it."""
         i, d, c = self.index, self.drone_ns, self.companion_ns
         return [
             f"netns add {d}", f"netns add {c}",
@@ -89,11 +89,12 @@ class TelloSite:
         return [f"netns del {self.drone_ns}", f"netns del {self.companion_ns}", f"link del epfg{self.index}h"]
 
 
-def _ip_batch(lines: list[str], check: bool) -> None:
-    result = subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n", capture_output=True,
-                            text=True, timeout=30)
-    if check and result.returncode != 0:
-        raise VehicleError(f"could not build the fleet's network namespaces: {result.stderr.strip()}")
+def _ip_all(lines: list[str], check: bool) -> None:
+    for line in lines:
+        result = subprocess.run(["ip", *line.split()], capture_output=True, text=True, timeout=10)
+        if check and result.returncode != 0:
+            raise VehicleError(f"could not build the fleet's network namespaces: 'ip {line}': "
+                               f"{result.stderr.strip()}")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -150,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
     max_duration = str(args.duration + 30 if args.duration else 86400)
     try:
         if sites:
-            _ip_batch([line for s in sites for line in s.teardown()], check=False)  # leftovers of a killed run
-            _ip_batch([line for s in sites for line in s.setup()], check=True)
+            _ip_all([line for s in sites for line in s.teardown()], check=False)  # leftovers of a killed run
+            _ip_all([line for s in sites for line in s.setup()], check=True)
         try:
             router = zenoh.open(_router_config(args, sites))
         except zenoh.ZError as exc:
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         if router is not None:
             router.close()
         if sites:
-            _ip_batch([line for s in sites for line in s.teardown()], check=False)
+            _ip_all([line for s in sites for line in s.teardown()], check=False)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
@@ -207,10 +208,11 @@ def _last_line(text: str) -> str:
 
 
 def _stop(vehicles: list[tuple[str, subprocess.Popen]], emulators: list[subprocess.Popen]) -> None:
-    """Vehicles first (SIGINT: each lands / stops and exits), then the emulators."""
+    """Vehicles first (SIGTERM: each lands / stops and exits, as for Ctrl-C), then the emulators. Not SIGINT: a
+    process started in the background by a shell ignores it."""
     for _, proc in vehicles:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 20
     for name, proc in vehicles:
         try:
@@ -221,7 +223,7 @@ def _stop(vehicles: list[tuple[str, subprocess.Popen]], emulators: list[subproce
             proc.wait()
     for proc in emulators:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

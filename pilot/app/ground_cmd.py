@@ -90,6 +90,7 @@ class _LinePrinter:
 
     def __init__(self, started: float) -> None:
         self.started = started
+        self._lock = threading.Lock()  # called from zenoh's threads: whole lines, never interleaved
 
     def __call__(self, kind: str, name: str, data: dict) -> None:
         t = time.monotonic() - self.started
@@ -99,7 +100,9 @@ class _LinePrinter:
             text = f"event {data.get('type')}: {data.get('detail', '')}"
         else:
             text = f"command {data.get('command')} [{data.get('source')}] {data.get('result')}"
-        print(f"{t:8.2f} s  {name}: {text}", flush=True)
+        with self._lock:
+            sys.stdout.write(f"{t:8.2f} s  {name}: {text}\n")
+            sys.stdout.flush()
 
 
 def table(view) -> list[str]:
