@@ -339,3 +339,30 @@ def test_fleet_emulate_two_tellos_in_their_own_namespaces_and_a_car(tmp_path):
                        "tello2_flew": True, "tello1_flying": False, "car_moved": True, "landed": True}, done.stderr
     assert "emulate=0" in lines
     assert lines[-1] == "emulate=0", "namespaces left behind: " + lines[-1]
+
+
+def test_what_voice_heard_is_published_once(hub):
+    from edgepilot.pilot.app.bus import VehicleBus
+    from edgepilot.pilot.app.status import RunStatus
+    from edgepilot.pilot.core.runner import Pilot
+    from edgepilot.sim.vehicles import make_sim_drone
+
+    got: list[dict] = []
+    hub.session.declare_subscriber("edgepilot/v/heard", lambda s: got.append(json.loads(s.payload.to_bytes())))
+    pilot = Pilot(make_sim_drone(clock=FakeClock()), name="v")
+    status = RunStatus().attach(pilot)
+    vehicle_bus = VehicleBus(open_session(BusConfig(connect=(hub.endpoint,))), "v", status).attach(pilot)
+    try:
+        time.sleep(1.0)  # connected
+        status.note_heard("take off", "takeoff")
+        for tick in range(3):
+            status.on_tick(tick, Telemetry(t_s=tick), None, None, Mode.LANDED)
+            vehicle_bus.on_tick(tick, Telemetry(t_s=tick), None, None, Mode.LANDED)
+            time.sleep(0.06)
+        deadline = time.monotonic() + 3
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert [(h["text"], h["command"], h["understood"]) for h in got] == [("take off", "takeoff", True)]
+    finally:
+        vehicle_bus.close()

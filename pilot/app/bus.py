@@ -207,6 +207,7 @@ class VehicleBus:
         self._period_s = 1.0 / telemetry_hz
         self._last_publish_s = -1e9
         self._last_seen_frame: float | None = None
+        self._last_heard: dict | None = None
         self._pilot: Pilot | None = None
         self._stop = threading.Event()
         self._video_thread: threading.Thread | None = None
@@ -279,12 +280,6 @@ class VehicleBus:
         if self.failsafe is not None:
             self.failsafe.commander(str(sample.key_expr), sample.kind == self._zenoh.SampleKind.PUT)
 
-    def heard(self, info: dict, command: Command | None = None) -> None:
-        """What voice heard (the listener's info), acted on (``command``) or not."""
-        self.status.note_heard(str(info.get("text", "")), command.text if command else None,
-                               "" if command else str(info.get("reason", "")))
-        self._put("heard", {**info, "t_s": self._run_time(), "command": command.text if command else None})
-
     # -- the run tap ------------------------------------------------------------------------------------------------
     def on_tick(self, t_s: float, telemetry: Telemetry, seen: Seen | None, velocity: Velocity | None,
                 mode: Mode) -> None:
@@ -293,7 +288,12 @@ class VehicleBus:
         now = time.monotonic()
         if now - self._last_publish_s >= self._period_s * 0.95:
             self._last_publish_s = now
-            self._put("telemetry", self._telemetry())
+            telemetry_json = self._telemetry()
+            self._put("telemetry", telemetry_json)
+            heard = telemetry_json.get("heard")
+            if heard and heard != self._last_heard:  # what voice heard, once each (the status keeps the latest)
+                self._last_heard = heard
+                self._put("heard", heard)
         if seen is not None and seen.frame_t_s != self._last_seen_frame:
             self._last_seen_frame = seen.frame_t_s
             self._put("detections", {"t_s": round(t_s, 3), "frame_t_s": seen.frame_t_s, "width": seen.width,

@@ -12,8 +12,10 @@ import argparse
 import json
 import logging
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
+from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -27,11 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="end stdout with one JSON object of the results")
     parser.add_argument("--record", type=Path, metavar="DIR", help="also record the run into the new folder DIR "
                         "for 'edgepilot replay DIR'")
+    web_launch.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise InputError(f"--seed must be 0 or more, got {args.seed}")
+    web_launch.check_arguments(args)
     video = None if args.no_video else args.out / f"demo-{args.vehicle}.mp4"
     recorder = None
     if args.record is not None:
@@ -41,18 +45,20 @@ def run(args: argparse.Namespace) -> int:
 
         recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
     started = time.monotonic()
-    try:
+    with ExitStack() as stack:
+        if recorder is not None:
+            stack.callback(recorder.close)
+        cockpit = web_launch.open_cockpit(args, stack)
         if args.vehicle == "car":
             from edgepilot.pilot.app.demo import car_demo
 
-            summary = car_demo(args.seed, video, recorder)
+            summary = car_demo(args.seed, video, recorder, cockpit=cockpit)
         else:
             from edgepilot.pilot.app.demo import drone_demo
 
-            summary = drone_demo(args.seed, video, recorder=recorder)
-    finally:
-        if recorder is not None:
-            recorder.close()
+            summary = drone_demo(args.seed, video, recorder=recorder, cockpit=cockpit)
+        if cockpit is not None:
+            cockpit.status.end("demo finished")
     wall_s = time.monotonic() - started
     if args.json:
         print(json.dumps(summary), flush=True)

@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from edgepilot.pilot.app import bus
+from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core import config
 from edgepilot.pilot.core.behaviours import FollowConfig
 from edgepilot.pilot.core.clock import Clock, FakeClock, MonotonicClock
@@ -64,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default $EDGEPILOT_CONFIG)")
     parser.add_argument("--record", type=Path, metavar="DIR", help="record the run into the new folder DIR (camera "
                         "video, telemetry, commands, detections, events) for 'edgepilot replay DIR'")
+    web_launch.add_arguments(parser)
     bus.add_arguments(parser)
 
 
@@ -85,9 +87,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--fast runs on a simulated clock; voice and keys need real time: drop --fast")
     if args.follow is not None and not (args.follow == "me" or NAME_PATTERN.fullmatch(args.follow)):
         raise InputError(f"--follow takes 'me' or an enrolled person's name, not {args.follow!r}")
+    if args.fast and args.web:
+        raise InputError("--fast runs on a simulated clock; the web cockpit needs real time: drop --fast")
+    web_launch.check_arguments(args)
     bus.check_vehicle_args(args)
-    if not (args.script.strip() or args.voice or args.keys or args.follow or args.bus):
-        raise InputError("nothing to do: give --script, --voice, --keys, --follow or --bus")
+    if not (args.script.strip() or args.voice or args.keys or args.follow or args.web or args.bus):
+        raise InputError("nothing to do: give --script, --voice, --keys, --follow, --web or --bus")
     if args.keys:
         try:
             import termios  # noqa: F401 - POSIX only
@@ -120,7 +125,7 @@ def _sim_camera(vehicle, clock: Clock, seed: int) -> Camera:
 
 def _detector(args: argparse.Namespace, script: list[Command], faces_dir: Path | None):
     """Perception runs when something must see: following (in the plan, or possibly said), or a face database."""
-    needs = args.voice or args.keys or args.faces or any(c.verb == "follow" for c in script)
+    needs = args.voice or args.keys or args.web or args.faces or any(c.verb == "follow" for c in script)
     if not needs:
         return None
     from edgepilot.vision.pipeline import Perception
@@ -213,6 +218,7 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         options["settings"] = _tello_settings(settings)
     with ExitStack() as stack:
         recorder = _recorder(args, stack)
+        cockpit = web_launch.open_cockpit(args, stack)  # before the vehicle: a port in use moves nothing
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from edgepilot.voice.listener import VoiceListener
@@ -237,33 +243,30 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
                       out_dir=args.out, can_see=detect is not None, names=names)
         if recorder is not None:  # before the perception worker and the keyboard take pilot.seen / pilot.submit
             recorder.attach(pilot, script=script, perception=detect)
+        alive = []
+        if cockpit is not None:
+            cockpit.attach(pilot)
+            cockpit.status.set(recording=str(args.record) if args.record else None)
+            alive.append(cockpit.stay_alive)
         if camera is not None and not args.fast:
             worker = PerceptionWorker(camera, _guarded(detect, pilot), pilot.seen.set).start()
             stack.callback(worker.stop)
-        alive = [lambda: listener.running] if listener else []
-        fleet = None
-        if args.bus:  # after the recorder: the bus keeps its tap; with no other source, waits for bus commands
-            exclusive = not (script or args.voice or args.keys)
-            fleet = bus.join(args, pilot, exclusive=exclusive)
+        status = cockpit.status if cockpit is not None else None
+        if args.bus:  # after the recorder and the cockpit (one status for both); alone, it waits for bus commands
+            exclusive = not (script or args.voice or args.keys or args.web)
+            fleet = bus.join(args, pilot, exclusive=exclusive, status=status)
             stack.callback(fleet.close)
+            status = fleet.status
             if exclusive:
                 alive.append(lambda: True)
         if listener is not None:
-            def on_command(command: Command, info: dict) -> None:
-                if fleet is not None:
-                    fleet.heard(info, command)
-                pilot.submit(command)
-
-            def on_drop(info: dict) -> None:
-                if fleet is not None:
-                    fleet.heard(info)
-                if not args.json:
-                    _print_drop(info)
-
-            listener.start(on_command, on_drop=on_drop)
+            alive.append(lambda: listener.running)
+            listener.start(*_voice_callbacks(pilot, status, args.json))
         if args.keys:
             alive.append(_start_keys(stack, pilot))
         result = pilot.run(script, stay_alive=lambda: any(check() for check in alive))
+        if cockpit is not None:
+            cockpit.status.end(result.failure or "completed")
     _report(result, args.json)
     if signals.received is not None:
         print(f"edgepilot {args.verb}: {signals.received}: {result.failure or 'interrupted'}; "
@@ -331,6 +334,24 @@ def _start_keys(stack: ExitStack, pilot: Pilot):
     stack.callback(teleop.stop)
     print(HELP, file=sys.stderr)
     return lambda: not quit_event.is_set()
+
+
+def _voice_callbacks(pilot: Pilot, status, as_json: bool):
+    """What the listener calls: commands go to the pilot; what was heard also to the run's status (the cockpit's,
+    the bus's), if any."""
+
+    def on_command(command: Command, info: dict) -> None:
+        if status is not None:
+            status.note_heard(info.get("text", ""), command.text)
+        pilot.submit(command)
+
+    def on_drop(info: dict) -> None:
+        if status is not None:
+            status.note_heard(info.get("text", ""), None, info.get("reason", ""))
+        if not as_json:
+            _print_drop(info)
+
+    return on_command, on_drop
 
 
 def _print_record(record: CommandRecord) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,9 @@ class RunStatus:
 
     def __init__(self, vehicle: str = "", kind: str = "") -> None:
         self._lock = threading.Lock()
+        self._new_frame = threading.Condition(self._lock)
+        self._frame_ready_s = 0.0
+        self._wakes = 0
         self._pilot: Pilot | None = None
         self.vehicle = vehicle
         self.kind = kind
@@ -75,6 +79,8 @@ class RunStatus:
             self._telemetry = telemetry
             if seen is not None and seen is not self._seen and seen.frame is not None:
                 self._frame_count += 1
+                self._frame_ready_s = time.perf_counter()
+                self._new_frame.notify_all()
             self._seen = seen
             self._velocity = velocity
             self._mode = mode
@@ -128,6 +134,20 @@ class RunStatus:
         """The newest perception result with a frame, and a counter that changes whenever a new one arrives."""
         with self._lock:
             return self._frame_count, self._seen
+
+    def wait_frame(self, after: int, timeout_s: float) -> tuple[int, Seen | None, float]:
+        """Wait until the frame counter passes ``after`` (or the timeout): (counter, newest seen, when it arrived
+        in ``time.perf_counter()`` seconds)."""
+        with self._new_frame:
+            wakes = self._wakes
+            self._new_frame.wait_for(lambda: self._frame_count != after or self._wakes != wakes, timeout=timeout_s)
+            return self._frame_count, self._seen, self._frame_ready_s
+
+    def wake_frame_waiters(self) -> None:
+        """End every :meth:`wait_frame` now (a reader is stopping)."""
+        with self._new_frame:
+            self._wakes += 1
+            self._new_frame.notify_all()
 
     def history(self) -> list[list[float]]:
         """[t_s, x_cm, y_cm, z_cm, yaw_deg, battery_pct] every :data:`HISTORY_PERIOD_S`, oldest first."""
