@@ -15,6 +15,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from edgepilot.pilot.app import bus
 from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core.errors import InputError
 
@@ -30,12 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", type=Path, metavar="DIR", help="also record the run into the new folder DIR "
                         "for 'edgepilot replay DIR'")
     web_launch.add_arguments(parser)
+    bus.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise InputError(f"--seed must be 0 or more, got {args.seed}")
     web_launch.check_arguments(args)
+    bus.check_vehicle_args(args)
     video = None if args.no_video else args.out / f"demo-{args.vehicle}.mp4"
     recorder = None
     if args.record is not None:
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         if recorder is not None:
             stack.callback(recorder.close)
         cockpit = web_launch.open_cockpit(args, stack)
+        if args.bus:
+            cockpit = _OnTheBus(args, stack, cockpit)
         if args.vehicle == "car":
             from edgepilot.pilot.app.demo import car_demo
 
@@ -65,6 +70,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(args.vehicle, summary, video, wall_s)
     return 0
+
+
+class _OnTheBus:
+    """What the scenarios attach to their pilot (as they do the web cockpit): the cockpit if there is one, and the
+    bus, publishing the same status."""
+
+    def __init__(self, args: argparse.Namespace, stack: ExitStack, cockpit) -> None:
+        self.args, self.stack, self.cockpit = args, stack, cockpit
+        self.attached = False
+        self.fleet: bus.VehicleBus | None = None
+
+    @property
+    def status(self):
+        return self.cockpit.status if self.cockpit is not None else self.fleet.status
+
+    def attach(self, pilot) -> None:
+        if self.cockpit is not None:
+            self.cockpit.attach(pilot)
+        self.fleet = bus.join(self.args, pilot, exclusive=False,
+                              status=self.cockpit.status if self.cockpit is not None else None)
+        self.stack.callback(self.fleet.close)
+        self.attached = True
 
 
 def _print_summary(vehicle: str, summary: dict, video: Path | None, wall_s: float) -> None:
