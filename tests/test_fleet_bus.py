@@ -366,3 +366,52 @@ def test_what_voice_heard_is_published_once(hub):
         assert [(h["text"], h["command"], h["understood"]) for h in got] == [("take off", "takeoff", True)]
     finally:
         vehicle_bus.close()
+
+
+def http(url: str, *, data: dict | None = None, headers: dict | None = None) -> tuple[int, bytes, str]:
+    import urllib.error
+    import urllib.request
+
+    body = None if data is None else json.dumps(data).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, reply.read(), reply.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get("Content-Type", "")
+
+
+@pytest.mark.slow
+def test_ground_web_page_shows_the_fleet_and_commands_it(hub):
+    from edgepilot.pilot.app.ground_web import FleetPage
+    from edgepilot.pilot.app.web.access import Bind
+
+    view = FleetView(hub.session, tag="ground")
+    hub.vehicle("w1", "--max-duration", "60")
+    page = FleetPage(view, Bind("127.0.0.1", 0), "fleet-token-1")
+    try:
+        page.start()
+        base = f"http://127.0.0.1:{page.port}"
+        auth = {"Authorization": "Bearer fleet-token-1"}
+        assert http(f"{base}/api/fleet")[0] == 401
+        assert http(f"{base}/api/fleet", headers={**auth, "Host": "evil.example"})[0] == 403
+        assert http(f"{base}/api/command", data={"to": "all", "text": "land"},
+                    headers={**auth, "Origin": "http://evil.example"})[0] == 403
+        assert view.wait_for(lambda v: v.get("w1").telemetry, 30)
+        status, body, kind = http(f"{base}/?token=fleet-token-1")
+        assert status == 200 and b"fleet.js" in body and kind.startswith("text/html")
+        fleet = json.loads(http(f"{base}/api/fleet", headers=auth)[1])
+        assert [(v["name"], v["alive"], v["telemetry"]["mode"]) for v in fleet] == [("w1", True, "landed")]
+        assert http(f"{base}/api/command", data={"to": "w1", "text": "takeoff"}, headers=auth)[0] == 200
+        assert view.wait_for(lambda v: v.get("w1").telemetry.get("mode") == "hovering", 15)
+        status, body, _ = http(f"{base}/api/command", data={"to": "w1", "text": "fly away"}, headers=auth)
+        assert status == 400 and "unknown command" in json.loads(body)["error"]
+        assert http(f"{base}/api/command", data={"to": "all", "text": "land"}, headers=auth)[0] == 200
+        assert view.wait_for(lambda v: v.get("w1").telemetry.get("mode") == "landed", 15)
+        assert http(f"{base}/api/video/w1", headers=auth)[0] == 204  # no camera in this run: no thumbnail yet
+        hub.session.put("edgepilot/w1/video", b"\xff\xd8jpeg\xff\xd9")  # any publisher's thumbnail is shown
+        assert view.wait_for(lambda v: v.get("w1").video is not None, 5)
+        assert http(f"{base}/api/video/w1", headers=auth)[:3:2] == (200, "image/jpeg")
+    finally:
+        page.stop()
+        view.close()

@@ -104,7 +104,7 @@ class FleetView:
         now = time.monotonic()
         with self._lock:
             return [{"name": v.name, "alive": v.alive, "telemetry": dict(v.telemetry), "age_s": v.age_s(now),
-                     "rate_hz": v.rate_hz()} for v in sorted(self.vehicles.values(), key=lambda v: v.name)]
+                     "rate_hz": v.rate_hz(), "video": v.video is not None} for v in sorted(self.vehicles.values(), key=lambda v: v.name)]
 
     def get(self, name: str) -> VehicleSeen:
         with self._lock:

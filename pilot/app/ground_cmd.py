@@ -1,4 +1,5 @@
-"""``edgepilot ground --bus zenoh``: a fleet ground station in the terminal. It shows every vehicle seen on the bus
+"""``edgepilot ground --bus zenoh [--web PORT]``: a fleet ground station in the terminal (and, with ``--web``, in a
+browser: :mod:`edgepilot.pilot.app.ground_web`). It shows every vehicle seen on the bus
 (mode, battery, height, the vehicle's own link, the age and rate of its telemetry, alive or lost) and takes command
 lines: ``land`` or ``stop`` (everyone: "all land", "all stop"), ``NAME COMMAND`` (one vehicle, the script grammar),
 ``all COMMAND``, ``quit``.
@@ -15,6 +16,7 @@ import threading
 import time
 
 from edgepilot.pilot.app import bus
+from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core.errors import EdgepilotError, InputError
 
 HELP = "commands: land | stop (everyone), NAME COMMAND (one vehicle, e.g. 'a takeoff'), all COMMAND, quit"
@@ -23,12 +25,14 @@ HELP = "commands: land | stop (everyone), NAME COMMAND (one vehicle, e.g. 'a tak
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bus", choices=("zenoh",), default="zenoh", help="the fleet bus (zenoh)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until quit)")
+    web_launch.add_arguments(parser)
     bus.add_arguments(parser, vehicle=False)
 
 
 def run(args: argparse.Namespace) -> int:
     if not (args.duration >= 0):
         raise InputError(f"--duration must be 0 or more, got {args.duration:g}")
+    web_launch.check_arguments(args)
     from edgepilot.pilot.app.fleet_view import FleetView
 
     session = bus.open_session(bus.config_from_args(args))
@@ -37,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     lines = None if interactive else _LinePrinter(started)
     view = FleetView(session, tag="ground", on_change=lines)
     done = threading.Event()
+    page = None
     try:
+        if args.web is not None:
+            page = _open_page(view, args)
         if interactive:
             _interactive(view, done, args.duration, started)
         else:
@@ -48,9 +55,28 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if page is not None:
+            page.stop()
         view.close()
         session.close()
     return 0
+
+
+def _open_page(view, args: argparse.Namespace):
+    from edgepilot.pilot.app.ground_web import FleetPage
+    from edgepilot.pilot.app.web.access import make_token, parse_bind
+
+    bind = parse_bind(args.web)
+    page = FleetPage(view, bind, make_token(args.web_token))
+    try:
+        urls = page.start()
+    except OSError as exc:
+        raise InputError(f"--web {args.web}: cannot listen there ({exc.strerror or exc}); pick another port") from None
+    print(f"fleet page: open {urls[0]}", file=sys.stderr, flush=True)
+    if not bind.loopback:
+        print(f"edgepilot: WARNING: the fleet page listens on {bind.host}: anyone on this network with its URL (and "
+              f"token) can command every vehicle", file=sys.stderr, flush=True)
+    return page
 
 
 def execute(view, line: str) -> str:
