@@ -415,3 +415,52 @@ def test_ground_web_page_shows_the_fleet_and_commands_it(hub):
     finally:
         page.stop()
         view.close()
+
+
+CUT_SILENTLY = r"""
+import json, subprocess, sys, time
+from edgepilot.pilot.app.bus import BusConfig, open_session
+from edgepilot.pilot.app.fleet_view import FleetView
+def sh(command):
+    subprocess.run(command, shell=True, check=True)
+sh("ip netns add v; ip link add vh type veth peer name vv netns v; ip addr add 10.9.0.1/24 dev vh; ip link set vh up; "
+   "ip -n v addr add 10.9.0.2/24 dev vv; ip -n v link set vv up; ip -n v link set lo up")
+session = open_session(BusConfig(listen=("tcp/10.9.0.1:7447",)))
+view = FleetView(session, tag="test")
+vehicle = subprocess.Popen(["ip", "netns", "exec", "v", sys.executable, "-m", "edgepilot.pilot.app.cli", "fly",
+                            "--bus", "zenoh", "--name", "c", "--bus-timeout", "0.5", "--bus-connect",
+                            "tcp/10.9.0.1:7447", "--json", "--max-duration", "60"], stdout=subprocess.PIPE, text=True)
+assert view.wait_for(lambda v: v.get("c").telemetry, 30)
+view.send("c", "takeoff")
+assert view.wait_for(lambda v: v.get("c").telemetry.get("mode") == "hovering", 15)
+sh("ip link set vh down")  # packets vanish; no connection is closed
+cut = time.monotonic()
+out, _ = vehicle.communicate(timeout=60)
+run = json.loads(out.splitlines()[-1])
+lost = view.get("c").lost_s
+print(json.dumps({"vehicle_ended_s": time.monotonic() - cut, "status": vehicle.returncode, "failure": run["failure"],
+                  "flying": run["final"]["flying"], "ground_noticed_s": None if lost is None else lost - cut}))
+view.close()
+session.close()
+"""
+
+
+@pytest.mark.slow
+def test_a_vehicle_silently_cut_from_the_bus_lands_and_the_ground_notices(tmp_path):
+    """The network just stops (no connection closed): both sides notice after the 3 s lease edgepilot's sessions
+    announce; the vehicle hovers, lands and ends its run."""
+    from edgepilot.sim import tello_netns
+
+    if (reason := tello_netns.unavailable_reason()) or not shutil.which("unshare"):
+        pytest.skip(f"the silent cut needs network namespaces: {reason or 'no unshare'}")
+    (tmp_path / "cut.py").write_text(CUT_SILENTLY)
+    script = (f"ip link set lo up; mkdir -p /run/netns; mount -t tmpfs none /run/netns; "
+              f"{sys.executable} {tmp_path / 'cut.py'}")
+    done = subprocess.run(["unshare", "--net", "--mount", "sh", "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, done.stderr
+    result = json.loads(lines[-1])
+    assert result["status"] == 1 and "lost the bus" in result["failure"] and result["flying"] is False
+    assert 2.5 <= result["ground_noticed_s"] <= 5.0
+    assert result["vehicle_ended_s"] <= 15.0

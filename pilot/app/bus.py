@@ -46,6 +46,7 @@ TELEMETRY_HZ = 20.0  # at most; at the default 30 Hz loop that is every second t
 VIDEO_HZ = 2.0
 VIDEO_WIDTH = 320
 DEFAULT_SOURCE = "bus"
+LEASE_MS = 3000
 
 
 def key(name: str, topic: str) -> str:
@@ -72,7 +73,13 @@ class BusConfig:
         import zenoh
 
         try:
-            config = zenoh.Config.from_file(str(self.config_file)) if self.config_file else zenoh.Config()
+            if self.config_file:
+                config = zenoh.Config.from_file(str(self.config_file))
+            else:
+                config = zenoh.Config()
+                # Peers announce this lease: a silent network cut (no connection closed) is noticed after it (zenoh's
+                # default is 10 s), a keep-alive every lease / 4.
+                config.insert_json5("transport/link/tx/lease", str(LEASE_MS))
             if self.connect:
                 config.insert_json5("connect/endpoints", json.dumps(list(self.connect)))
                 config.insert_json5("scouting/multicast/enabled", "false")
