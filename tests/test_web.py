@@ -239,3 +239,62 @@ def test_bad_web_options_say_what_is_wrong(args, message, capsys):
     assert cli.main(["fly", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_record_writes_the_annotated_video_in_real_time(tmp_path):
+    import av
+
+    status = RunStatus("sim-drone", "drone")
+    cockpit = Cockpit(Bind("127.0.0.1", 0), TOKEN, status, out_dir=tmp_path)
+    cockpit.start()
+    url = f"http://127.0.0.1:{cockpit.port}/ws?token={TOKEN}"
+    telemetry = Telemetry(0.0)
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.send_str(json.dumps({"type": "record"}))
+            await asyncio.sleep(0.2)
+            assert status.snapshot()["clip"] is not None
+            for i in range(1, 16):  # 15 frames 0.1 s apart: 1.5 s of video
+                status.on_tick(i / 10, telemetry, Seen(i / 10, 160, 120, (), Frame(
+                    np.full((120, 160, 3), 10 * i, np.uint8), i / 10, i)), None, Mode.LANDED)
+                await asyncio.sleep(0.03)
+            await ws.send_str(json.dumps({"type": "record"}))
+            await asyncio.sleep(0.2)
+
+    try:
+        asyncio.run(run())
+    finally:
+        cockpit.stop()
+    assert status.snapshot()["clip"] is None
+    (clip,) = tmp_path.glob("cockpit-*.mp4")
+    with av.open(str(clip)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert 38 <= frames <= 43  # 14 gaps of 0.1 s at 30 fps, plus the first frame
+
+
+@pytest.mark.slow
+def test_replay_with_web_shows_the_recording_in_real_time_read_only(tmp_path):
+    from edgepilot.pilot.app import cli
+
+    assert cli.main(["fly", "--fast", "--script", "takeoff; up 50; land", "--record", str(tmp_path / "run"),
+                     "--json"]) == 0
+    process, url = _start_cli(tmp_path, "replay", str(tmp_path / "run"), "--web", "0", "--web-token", TOKEN)
+    base = url.split("/?")[0]
+    try:
+        state = _wait_state(base, lambda s: s["ticks"] > 0)
+        started = time.monotonic()
+        assert state["replay"]["total_s"] > 3
+        later = _wait_state(base, lambda s: s["t_s"] > state["t_s"] + 1.0)
+        assert time.monotonic() - started >= 0.8  # paced like the run, not as fast as it can
+        assert later["flying"] is True
+        post = urllib.request.Request(f"{base}/api/command?token={TOKEN}", data=b'{"command": "land"}',
+                                      method="POST", headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(post, timeout=5)
+        assert refused.value.code == 409 and b"replay" in refused.value.read()
+        out, err = _finish(process)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "all identical" in out

@@ -19,7 +19,7 @@ from edgepilot.sim.vehicles import SimDrone
 from edgepilot.sim.world import Person, World
 
 if TYPE_CHECKING:
-    from edgepilot.pilot.app.web.server import Cockpit
+    from edgepilot.pilot.app.status import RunStatus
     from edgepilot.pilot.record.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -60,30 +60,35 @@ class AnnotatedVideo:
             self._writer.close()
 
 
-def _cockpit_on_first_frame(cockpit: Cockpit | None, on_frame):
-    """For a scenario that builds its pilot inside: attach the web cockpit on the first frame (the first tick)."""
-    if cockpit is None:
+CAR_DEMO_S = 40.0
+
+
+def _watch_on_first_frame(watch, on_frame):
+    """For a scenario that builds its pilot inside: ``watch(pilot)`` on the first frame (the first tick)."""
+    if watch is None:
         return on_frame
+    watched: list[Pilot] = []
 
     def hook(frame: Frame, seen: Seen, pilot: Pilot, *rest) -> None:
-        if not cockpit.attached:
-            cockpit.attach(pilot)
+        if not watched:
+            watched.append(pilot)
+            watch(pilot)
         on_frame(frame, seen, pilot, *rest)
 
     return hook
 
 
-def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None, cockpit: Cockpit | None = None) -> dict:
-    """Laps of the track with two people stepping onto the road (recorded into ``recorder`` and shown live in
-    ``cockpit`` if given)."""
+def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None, watch=None) -> dict:
+    """Laps of the track with two people stepping onto the road (recorded into ``recorder`` if given;
+    ``watch(pilot)``, if given, is called once the pilot exists: the web cockpit, the status line)."""
     from edgepilot.vision.pipeline import Perception
 
     perception = Perception(detect=("person",), person_detector="pose", person_every=3)
     writer = AnnotatedVideo(video)
     on_frame = recorder.attach_on_first_frame(writer, perception) if recorder else writer
     try:
-        report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=40.0, crossings=2,
-                         detect=perception.process, on_frame=_cockpit_on_first_frame(cockpit, on_frame))
+        report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=CAR_DEMO_S, crossings=2,
+                         detect=perception.process, on_frame=_watch_on_first_frame(watch, on_frame))
     finally:
         writer.close()
     return report.as_dict()
@@ -124,9 +129,10 @@ def hear_demo_speech(engine: str | None = None) -> list[dict]:
 
 
 def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorder: Recorder | None = None,
-               cockpit: Cockpit | None = None) -> dict:
+               watch=None, status: RunStatus | None = None) -> dict:
     """Spoken commands take the drone up, make it follow a walking person, and land it (recorded into ``recorder``
-    and shown live in ``cockpit`` if given)."""
+    if given; ``watch(pilot)``, if given, is called before the run: the web cockpit, the status line; what the
+    recogniser heard goes to ``status``)."""
     from edgepilot.vision.pipeline import Perception
 
     said = hear_demo_speech(engine)
@@ -151,8 +157,8 @@ def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorde
             heard = pending.pop(0)
             pilot.submit(heard["command_obj"])  # source "voice", as the recogniser made it
             transcript.append(f'"{heard["text"]}" -> {heard["command"]}')
-            if cockpit is not None:
-                cockpit.status.note_heard(heard["text"], heard["command"])
+            if status is not None:
+                status.note_heard(heard["text"], heard["command"])
         frame = camera.read()
         seen = Seen(frame.t_s, frame.width, frame.height, tuple(perception.process(frame)), frame)
         behaviour = pilot.behaviour
@@ -169,8 +175,8 @@ def drone_demo(seed: int, video: Path | None, engine: str | None = None, recorde
     pilot_ref.append(pilot)
     if recorder is not None:
         recorder.attach(pilot, perception=perception)
-    if cockpit is not None:
-        cockpit.attach(pilot)
+    if watch is not None:
+        watch(pilot)
     try:
         result = pilot.run(stay_alive=lambda: bool(pending) or drone.telemetry().flying)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -42,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
     video = None if args.no_video else args.out / f"demo-{args.vehicle}.mp4"
     recorder = None
     if args.record is not None:
-        import sys
-
         from edgepilot.pilot.record.recorder import Recorder
 
         recorder = Recorder(args.record, argv=sys.argv, config=vars(args), seeds={"world": args.seed})
@@ -51,47 +50,39 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         if recorder is not None:
             stack.callback(recorder.close)
-        cockpit = web_launch.open_cockpit(args, stack)
-        if args.bus:
-            cockpit = _OnTheBus(args, stack, cockpit)
+        from edgepilot.pilot.app.demo import CAR_DEMO_S, DRONE_DEMO_S, car_demo, drone_demo
+        from edgepilot.pilot.app.status import RunStatus
+        from edgepilot.pilot.app.terminal import StatusLine
+
+        cockpit = web_launch.open_cockpit(args, stack, out_dir=args.out)
+        status = cockpit.status if cockpit is not None else RunStatus()
+        line = None
+        if not args.json and sys.stderr.isatty():  # progress in place: the demo takes a while
+            line = StatusLine(status, total_s=CAR_DEMO_S if args.vehicle == "car" else DRONE_DEMO_S).start()
+            stack.callback(line.stop)
+
+        def watch(pilot) -> None:
+            if cockpit is not None:
+                cockpit.attach(pilot)
+            else:
+                status.attach(pilot)
+            if line is not None:
+                pilot.add_tap(line)
+            if args.bus:  # the same status on the bus
+                fleet = bus.join(args, pilot, exclusive=False, status=status)
+                stack.callback(fleet.close)
+
         if args.vehicle == "car":
-            from edgepilot.pilot.app.demo import car_demo
-
-            summary = car_demo(args.seed, video, recorder, cockpit=cockpit)
+            summary = car_demo(args.seed, video, recorder, watch=watch)
         else:
-            from edgepilot.pilot.app.demo import drone_demo
-
-            summary = drone_demo(args.seed, video, recorder=recorder, cockpit=cockpit)
-        if cockpit is not None:
-            cockpit.status.end("demo finished")
+            summary = drone_demo(args.seed, video, recorder=recorder, watch=watch, status=status)
+        status.end("demo finished")
     wall_s = time.monotonic() - started
     if args.json:
         print(json.dumps(summary), flush=True)
     else:
         _print_summary(args.vehicle, summary, video, wall_s)
     return 0
-
-
-class _OnTheBus:
-    """What the scenarios attach to their pilot (as they do the web cockpit): the cockpit if there is one, and the
-    bus, publishing the same status."""
-
-    def __init__(self, args: argparse.Namespace, stack: ExitStack, cockpit) -> None:
-        self.args, self.stack, self.cockpit = args, stack, cockpit
-        self.attached = False
-        self.fleet: bus.VehicleBus | None = None
-
-    @property
-    def status(self):
-        return self.cockpit.status if self.cockpit is not None else self.fleet.status
-
-    def attach(self, pilot) -> None:
-        if self.cockpit is not None:
-            self.cockpit.attach(pilot)
-        self.fleet = bus.join(self.args, pilot, exclusive=False,
-                              status=self.cockpit.status if self.cockpit is not None else None)
-        self.stack.callback(self.fleet.close)
-        self.attached = True
 
 
 def _print_summary(vehicle: str, summary: dict, video: Path | None, wall_s: float) -> None:

@@ -16,10 +16,12 @@ import statistics
 import sys
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 from tqdm import tqdm
 
+from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core.errors import InputError
 from edgepilot.pilot.core.messages import Detection, Frame
 
@@ -60,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=float, default=None, metavar="S", help="start this many seconds in")
     parser.add_argument("--end", type=float, default=None, metavar="S", help="stop at this many seconds")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    web_launch.add_arguments(parser)
 
 
 def _progress(total: int | None) -> tqdm:
@@ -71,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     path = args.input.expanduser()
     from edgepilot.pilot.record.files import is_recording
 
+    web_launch.check_arguments(args)
+    if args.web is not None and not is_recording(path):
+        raise InputError("--web shows a recording (a folder made by --record) as it happened; for a video, open "
+                         "the annotated --out video instead")
     if is_recording(path):
 
         given = [f"--{name.replace('_', '-')}" for name in PERCEPTION_OPTIONS if getattr(args, name) is not None]
@@ -232,10 +239,16 @@ def _replay_recording(args: argparse.Namespace) -> int:
         done[0] += 1
         progress.update(1)
 
-    try:
-        result = replay_recording(folder, on_frame=on_frame)
-    finally:
-        progress.close()
+    with ExitStack() as stack:
+        watch = _web_watch(args, folder, stack)
+        if watch is not None:
+            progress.disable = True  # the page shows the progress
+        try:
+            result = replay_recording(folder, on_frame=on_frame, watch=watch)
+        finally:
+            progress.close()
+            if watch is not None:
+                watch.cockpit.status.end("replay finished")
         for writer in video:
             writer.close()
         if jsonl is not None:
@@ -250,6 +263,44 @@ def _replay_recording(args: argparse.Namespace) -> int:
     else:
         _print(folder, result, summary)
     return 0 if result.decisions_match else 1
+
+
+class RealTime:
+    """A tap that holds each replayed tick until its recorded time has passed on the wall clock (for watching)."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+
+    def on_tick(self, t_s: float, *rest) -> None:
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now - t_s
+        wait = self._start + t_s - now
+        if wait > 0:
+            time.sleep(wait)
+
+    def on_command(self, record) -> None: ...
+
+    def on_event(self, event) -> None: ...
+
+
+def _web_watch(args: argparse.Namespace, folder: Path, stack: ExitStack):
+    """With --web: a ``watch(pilot)`` that shows the replay in the cockpit, read-only, paced to real time."""
+    cockpit = web_launch.open_cockpit(args, stack)
+    if cockpit is None:
+        return None
+    from edgepilot.pilot.record.files import TICKS, read_jsonl
+
+    ticks, _ = read_jsonl(folder / TICKS)
+    cockpit.read_only = f"this is a replay of {folder.name}: it cannot be commanded"
+    cockpit.status.set(replay={"folder": str(folder), "total_s": round(ticks[-1]["t_s"], 2) if ticks else 0.0})
+
+    def watch(pilot) -> None:
+        cockpit.attach(pilot)
+        pilot.add_tap(RealTime())
+
+    watch.cockpit = cockpit
+    return watch
 
 
 def _print(folder: Path, result, summary: list[str]) -> None:

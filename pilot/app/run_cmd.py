@@ -20,6 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from edgepilot.pilot.app import bus
+from edgepilot.pilot.app.status import RunStatus
+from edgepilot.pilot.app.terminal import StatusLine
 from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core import config
 from edgepilot.pilot.core.behaviours import FollowConfig
@@ -218,7 +220,7 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         options["settings"] = _tello_settings(settings)
     with ExitStack() as stack:
         recorder = _recorder(args, stack)
-        cockpit = web_launch.open_cockpit(args, stack)  # before the vehicle: a port in use moves nothing
+        cockpit = web_launch.open_cockpit(args, stack, out_dir=args.out)  # before the vehicle: a port in use moves nothing
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from edgepilot.voice.listener import VoiceListener
@@ -235,7 +237,9 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
                                                       if simulated and sees else None)
         if camera is None and detect is not None:
             raise VehicleError(f"{args.vehicle} has no camera: following and photos need one")
-        printer = None if args.json else _print_record
+        line = _status_line(args, cockpit, stack)
+        say = line.print if line is not None else _print
+        printer = None if args.json else (lambda record: say(_record_text(record)))
         pilot = Pilot(vehicle, name=SIM_NAMES[args.verb] if simulated else args.vehicle, clock=clock, hz=args.hz,
                       supervisor=Supervisor(vehicle.kind, safety), max_duration_s=args.max_duration,
                       on_record=printer, follow_config=follow,
@@ -248,10 +252,14 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
             cockpit.attach(pilot)
             cockpit.status.set(recording=str(args.record) if args.record else None)
             alive.append(cockpit.stay_alive)
+        if line is not None:
+            if cockpit is None:
+                line.status.attach(pilot)
+            pilot.add_tap(line)
         if camera is not None and not args.fast:
             worker = PerceptionWorker(camera, _guarded(detect, pilot), pilot.seen.set).start()
             stack.callback(worker.stop)
-        status = cockpit.status if cockpit is not None else None
+        status = line.status if line is not None else cockpit.status if cockpit is not None else None
         if args.bus:  # after the recorder and the cockpit (one status for both); alone, it waits for bus commands
             exclusive = not (script or args.voice or args.keys or args.web)
             fleet = bus.join(args, pilot, exclusive=exclusive, status=status)
@@ -261,12 +269,12 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
                 alive.append(lambda: True)
         if listener is not None:
             alive.append(lambda: listener.running)
-            listener.start(*_voice_callbacks(pilot, status, args.json))
+            listener.start(*_voice_callbacks(pilot, status, None if args.json else say))
         if args.keys:
-            alive.append(_start_keys(stack, pilot))
+            alive.append(_start_keys(stack, pilot, line))
         result = pilot.run(script, stay_alive=lambda: any(check() for check in alive))
         if cockpit is not None:
-            cockpit.status.end(result.failure or "completed")
+            cockpit.status.end(result.failure or "completed", result.final)
     _report(result, args.json)
     if signals.received is not None:
         print(f"edgepilot {args.verb}: {signals.received}: {result.failure or 'interrupted'}; "
@@ -322,7 +330,16 @@ def _recorder(args: argparse.Namespace, stack: ExitStack):
     return recorder
 
 
-def _start_keys(stack: ExitStack, pilot: Pilot):
+def _status_line(args: argparse.Namespace, cockpit, stack: ExitStack) -> StatusLine | None:
+    """The in-place status line, on an interactive terminal and without --json."""
+    if args.json or not sys.stderr.isatty():
+        return None
+    line = StatusLine(cockpit.status if cockpit is not None else RunStatus()).start()
+    stack.callback(line.stop)
+    return line
+
+
+def _start_keys(stack: ExitStack, pilot: Pilot, line: StatusLine | None):
     import threading
 
     from edgepilot.pilot.app.keys import HELP, KeyboardTeleop, cbreak
@@ -330,15 +347,21 @@ def _start_keys(stack: ExitStack, pilot: Pilot):
     quit_event = threading.Event()
     fd = sys.stdin.fileno()
     stack.enter_context(cbreak(fd))
-    teleop = KeyboardTeleop(fd, pilot.submit, pilot.manual_velocity, quit_event.set).start()
+
+    def on_velocity(velocity) -> None:
+        if line is not None:
+            line.note_key(velocity)  # the move, echoed in the status line
+        pilot.manual_velocity(velocity)
+
+    teleop = KeyboardTeleop(fd, pilot.submit, on_velocity, quit_event.set).start()
     stack.callback(teleop.stop)
     print(HELP, file=sys.stderr)
     return lambda: not quit_event.is_set()
 
 
-def _voice_callbacks(pilot: Pilot, status, as_json: bool):
-    """What the listener calls: commands go to the pilot; what was heard also to the run's status (the cockpit's,
-    the bus's), if any."""
+def _voice_callbacks(pilot: Pilot, status: RunStatus | None, say):
+    """What the listener calls: commands go to the pilot; what was heard also to the run's status (the status line,
+    the cockpit, the bus); what was not understood is said with ``say`` (None: not at all)."""
 
     def on_command(command: Command, info: dict) -> None:
         if status is not None:
@@ -348,18 +371,18 @@ def _voice_callbacks(pilot: Pilot, status, as_json: bool):
     def on_drop(info: dict) -> None:
         if status is not None:
             status.note_heard(info.get("text", ""), None, info.get("reason", ""))
-        if not as_json:
-            _print_drop(info)
+        if say is not None:
+            say(f"          not understood: {info.get('text') or '(noise)'} ({info.get('reason', '')})")
 
     return on_command, on_drop
 
 
-def _print_record(record: CommandRecord) -> None:
-    print(f"{record.t_s:7.2f} s  {record.command:<14} [{record.source}] {record.result}", flush=True)
+def _print(text: str) -> None:
+    print(text, flush=True)
 
 
-def _print_drop(info: dict) -> None:
-    print(f"          not understood: {info.get('text') or '(noise)'} ({info.get('reason', '')})", flush=True)
+def _record_text(record: CommandRecord) -> str:
+    return f"{record.t_s:7.2f} s  {record.command:<14} [{record.source}] {record.result}"
 
 
 def _report(result: RunResult, as_json: bool) -> None:

@@ -59,7 +59,7 @@ class RunStatus:
         self._safety: dict[str, Any] = {"state": "ok", "last": None, "overrides": 0}
         self._heard: dict[str, Any] | None = None
         self._frame_count = 0
-        self._extra: dict[str, Any] = {"recording": None, "controller": None, "viewers": 0}
+        self._extra: dict[str, Any] = {"recording": None, "clip": None, "controller": None, "viewers": 0}
         self.ended: str | None = None
 
     def attach(self, pilot: Pilot) -> RunStatus:
@@ -121,13 +121,19 @@ class RunStatus:
                            "understood": command is not None, "reason": reason}
 
     def set(self, **fields: Any) -> None:
-        """Fields the run sets from outside the loop: ``recording`` (a path or None), ``controller``, ``viewers``."""
+        """Fields the run sets from outside the loop: ``recording`` (the flight recorder's folder or None), ``clip``
+        (the annotated video the cockpit writes, or None), ``controller``, ``viewers``."""
         with self._lock:
             self._extra.update(fields)
 
-    def end(self, why: str) -> None:
+    def end(self, why: str, final: Telemetry | None = None) -> None:
+        """The run is over (``why``); ``final`` is the vehicle's state after it was brought down."""
         with self._lock:
             self.ended = why
+            if final is not None:
+                self._telemetry = final
+                if not final.flying and self._mode is not Mode.EMERGENCY:
+                    self._mode = Mode.LANDED
 
     # -- readers --------------------------------------------------------------------------------------------------
     def latest_seen(self) -> tuple[int, Seen | None]:
@@ -192,6 +198,7 @@ class RunStatus:
         pilot = self._pilot
         if pilot is not None:
             snapshot["loop"] = {"hz": pilot.loop.hz, "overruns": pilot.loop.stats.overruns}
+            snapshot["enrolled"] = list(pilot.names or ())  # who ``follow NAME`` accepts
             limits = pilot.supervisor.config
             snapshot["safety"]["limits"] = {
                 "land_battery_pct": limits.land_battery_pct, "warn_battery_pct": limits.warn_battery_pct,

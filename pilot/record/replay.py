@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,10 @@ def _notes(manifest: dict, perception: Any, result: ReplayResult) -> None:
             result.notes.append("the face database changed since the recording: names may differ")
 
 
-def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> ReplayResult:
-    """Replay the run folder ``folder``; :class:`InputError` when it is not a replayable recording."""
+def replay_recording(folder: str | Path, on_frame: OnFrame | None = None,
+                     watch: Callable[[Pilot], None] | None = None) -> ReplayResult:
+    """Replay the run folder ``folder``; :class:`InputError` when it is not a replayable recording. ``watch(pilot)``,
+    if given, is called before the replayed run starts (to add a tap that shows it: the web cockpit)."""
     folder = Path(folder).expanduser()
     manifest = read_manifest(folder)
     ticks, ticks_cut = read_jsonl(folder / TICKS)
@@ -189,6 +192,8 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None) -> Rep
                       tap=checker, can_see=spec.get("can_see"), names=spec.get("names"))
         pilot.seen = ReplaySlot(cursor)
         cursor.pilot = pilot
+        if watch is not None:
+            watch(pilot)
         script = [Command(c["verb"], c["arg"], c["source"]) for c in spec.get("script", [])]
         try:
             pilot.run(script, stay_alive=lambda: cursor.index < len(ticks) - 1)

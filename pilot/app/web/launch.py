@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgepilot.pilot.app.web.access import TOKEN_ENV, make_token, parse_bind
@@ -32,14 +33,15 @@ def check_arguments(args: argparse.Namespace) -> None:
     make_token(args.web_token)
 
 
-def open_cockpit(args: argparse.Namespace, stack: ExitStack) -> Cockpit | None:
-    """Start the cockpit if ``--web`` was given and print where to open it; it stops when ``stack`` closes."""
+def open_cockpit(args: argparse.Namespace, stack: ExitStack, out_dir: Path | None = None) -> Cockpit | None:
+    """Start the cockpit if ``--web`` was given and print where to open it; it stops when ``stack`` closes. Videos
+    recorded from the page go to ``out_dir``."""
     if args.web is None:
         return None
     from edgepilot.pilot.app.web.server import Cockpit
 
     bind = parse_bind(args.web)
-    cockpit = Cockpit(bind, make_token(args.web_token))
+    cockpit = Cockpit(bind, make_token(args.web_token), out_dir=out_dir)
     try:
         urls = cockpit.start()
     except OSError as exc:

@@ -17,6 +17,7 @@ import struct
 import threading
 import time
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -57,21 +58,25 @@ class Viewer:
         self.address = address
         self.wake = asyncio.Event()
         self.sent_seq = 0
+        self.sent_ready_s = 0.0
         self.acked_seq = 0
-        self.moved = False  # sent a non-zero velocity since taking control
 
 
 class Cockpit:
     """Start with :meth:`start` (returns the URLs to print), connect a run with :meth:`attach`, end with
     :meth:`stop`. ``stay_alive`` is false once a page pressed "end run"."""
 
-    def __init__(self, bind: Bind, token: str, status: RunStatus | None = None) -> None:
+    def __init__(self, bind: Bind, token: str, status: RunStatus | None = None, out_dir: Path | None = None) -> None:
         self.bind = bind
         self.token = token
+        self.out_dir = out_dir or Path("out")
         self.status = status or RunStatus()
         self.end_requested = threading.Event()
+        #: Why the page may not command anything (a replay), or None.
+        self.read_only: str | None = None
         self.port: int | None = None
         self.latency_s: list[float] = []  # frame ready (perception done) -> its bytes handed to the socket
+        self.shown_s: list[float] = []  # frame ready -> the page's ack after showing it (includes the ack's trip)
         self._pilot: Pilot | None = None
         self._viewers: dict[int, Viewer] = {}
         self._next_number = 1
@@ -91,10 +96,6 @@ class Cockpit:
         self._pilot = pilot
         self.status.attach(pilot)
 
-    @property
-    def attached(self) -> bool:
-        return self._pilot is not None
-
     def stay_alive(self) -> bool:
         return not self.end_requested.is_set()
 
@@ -109,6 +110,7 @@ class Cockpit:
                 loop.run_until_complete(self._open())
             except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
                 failure.append(exc)
+                loop.close()
                 started.set()
                 return
             started.set()
@@ -208,6 +210,8 @@ class Cockpit:
         except ValueError:
             return web.json_response({"error": 'send JSON: {"command": "takeoff"}'}, status=400)
         text = body.get("command") if isinstance(body, dict) else None
+        if self.read_only is not None:
+            return web.json_response({"error": self.read_only}, status=409)
         if self._controller is not None and not (isinstance(text, str) and text.strip().lower() in ANYONE):
             return web.json_response({"error": f"viewer #{self._controller} holds control"}, status=409)
         error = self._command(text)
@@ -252,7 +256,12 @@ class Cockpit:
         kind = data.get("type")
         if kind == "ack":
             viewer.acked_seq = int(data.get("seq") or 0)
+            if viewer.acked_seq == viewer.sent_seq and len(self.shown_s) < 100_000:
+                self.shown_s.append(time.perf_counter() - viewer.sent_ready_s)
             viewer.wake.set()
+            return
+        if self.read_only is not None and kind != "release":
+            await self._reply(viewer, self.read_only)
             return
         if kind == "release":
             if self._controller == viewer.number:
@@ -272,13 +281,14 @@ class Cockpit:
             await self._reply(viewer, self._command(data.get("text")))
         elif kind == "teleop":
             self._teleop(viewer, data)
+        elif kind == "record":
+            await self._reply(viewer, self._toggle_clip())
         elif kind == "end":
             self._end(f"end run (viewer #{viewer.number})")
 
     def _take_control(self, viewer: Viewer) -> bool:
         if self._controller is None:
             self._controller = viewer.number
-            viewer.moved = False
             self._publish_viewers()
         return self._controller == viewer.number
 
@@ -301,6 +311,21 @@ class Cockpit:
         self._pilot.submit(command)
         return None
 
+    def _toggle_clip(self) -> str | None:
+        """Start or stop writing the annotated video into ``out_dir``; None when done, else why not."""
+        if self._encoder.recording is not None:
+            self._encoder.record(None)
+        else:
+            path = self.out_dir / f"cockpit-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._encoder.record(path)
+            except Exception as exc:  # noqa: BLE001 - the page shows why; the run goes on
+                return f"cannot record {path}: {exc}"
+        self.status.set(clip=None if self._encoder.recording is None else str(self._encoder.recording))
+        self._publish_state()
+        return None
+
     def _teleop(self, viewer: Viewer, data: dict[str, Any]) -> None:
         if self._pilot is None:
             return
@@ -309,7 +334,6 @@ class Cockpit:
             value = data.get(key, 0.0)
             axes.append(max(-1.0, min(1.0, float(value))) if isinstance(value, int | float) else 0.0)
         velocity = Velocity(axes[0] * SPEED_CM_S, axes[1] * SPEED_CM_S, axes[2] * SPEED_CM_S, axes[3] * YAW_DEG_S)
-        viewer.moved = viewer.moved or not velocity.is_zero
         self._pilot.manual_velocity(HOVER if velocity.is_zero else velocity, TELEOP_PULSE_S)
 
     def _stop_vehicle(self, why: str) -> None:
@@ -370,6 +394,7 @@ class Cockpit:
                 jpeg = self._jpeg
                 if jpeg is not None and jpeg.seq != viewer.sent_seq and viewer.acked_seq >= viewer.sent_seq:
                     viewer.sent_seq = jpeg.seq
+                    viewer.sent_ready_s = jpeg.frame_ready_s
                     await viewer.ws.send_bytes(struct.pack(">I", jpeg.seq) + jpeg.data)
                     if len(self.latency_s) < 100_000:
                         self.latency_s.append(time.perf_counter() - jpeg.frame_ready_s)

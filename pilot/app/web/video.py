@@ -3,6 +3,8 @@
 One encoder thread serves every viewer: it wakes when perception publishes a new frame, draws and encodes it once
 (only while somebody watches), and hands it over as the single latest JPEG. Nothing queues: a frame that arrives
 while the previous one is being encoded replaces it, and a viewer that is slow to take frames simply skips some.
+While the page's "Record" is on, the same annotated frames also go to a video file, in real time (a frame is repeated
+for as long as it was the newest, so the clip plays at the speed it happened).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
+import numpy as np
 
 from edgepilot.pilot.app.hud import draw_hud
 from edgepilot.pilot.app.status import RunStatus
@@ -22,6 +26,7 @@ from edgepilot.pilot.core.messages import Seen
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 70
+CLIP_FPS = 30.0
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,8 @@ class Jpeg:
     encoded_s: float
 
 
-def annotate(seen: Seen, snapshot: dict) -> bytes | None:
-    """The annotated JPEG of ``seen``'s frame (None if it has none)."""
+def annotate(seen: Seen, snapshot: dict) -> np.ndarray | None:
+    """``seen``'s frame with its detections and the HUD drawn on a copy (None if it has no frame)."""
     from edgepilot.vision.overlay import draw
 
     if seen.frame is None:
@@ -47,8 +52,40 @@ def annotate(seen: Seen, snapshot: dict) -> bytes | None:
     if snapshot.get("following"):
         lines.append(f"following {snapshot['following']['who']}: {snapshot['following']['state']}")
     draw_hud(image, lines)
+    return image
+
+
+def jpeg(image: np.ndarray) -> bytes | None:
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     return buffer.tobytes() if ok else None
+
+
+class Clip:
+    """An annotated video being written at :data:`CLIP_FPS` in real time (frames repeated to fill the gaps)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = None
+        self._last: tuple[np.ndarray, float] | None = None
+        self.frames = 0
+
+    def add(self, image: np.ndarray, t_s: float) -> None:
+        from edgepilot.vision.video_io import VideoWriter
+
+        if self._writer is None:
+            self._writer = VideoWriter(self.path, image.shape[1], image.shape[0], CLIP_FPS)
+        if self._last is not None:
+            previous, previous_t = self._last
+            for _ in range(max(0, min(round((t_s - previous_t) * CLIP_FPS) - 1, int(5 * CLIP_FPS)))):
+                self._writer.write(previous)  # it stayed the newest frame this long
+                self.frames += 1
+        self._writer.write(image)
+        self.frames += 1
+        self._last = (image, t_s)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
 
 
 class FrameEncoder:
@@ -62,6 +99,8 @@ class FrameEncoder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="web-video", daemon=True)
         self.encode_s: list[float] = []
+        self._clip: Clip | None = None
+        self._clip_lock = threading.Lock()
 
     def start(self) -> FrameEncoder:
         self._thread.start()
@@ -71,17 +110,40 @@ class FrameEncoder:
         self._stop.set()
         self.status.wake_frame_waiters()
         self._thread.join(timeout=2.0)
+        self.record(None)
+
+    def record(self, path: Path | None) -> Path | None:
+        """Start writing the annotated video to ``path``, or stop (None); returns the clip that was stopped."""
+        with self._clip_lock:
+            old, self._clip = self._clip, (Clip(path) if path is not None else None)
+        if old is not None:
+            old.close()
+            log.info("annotated video: %s (%d frames)", old.path, old.frames)
+            return old.path
+        return None
+
+    @property
+    def recording(self) -> Path | None:
+        clip = self._clip
+        return clip.path if clip is not None else None
 
     def _run(self) -> None:
         done = 0
         while not self._stop.is_set():
             count, seen, ready_s = self.status.wait_frame(done, timeout_s=0.5)
-            if count == done or seen is None or not self.watching():
+            if count == done:
                 continue
             done = count
+            watching = self.watching()
+            if seen is None or seen.frame is None or not (watching or self._clip is not None):
+                continue
             started = time.perf_counter()
             try:
-                data = annotate(seen, self.status.snapshot())
+                image = annotate(seen, self.status.snapshot())
+                with self._clip_lock:
+                    if self._clip is not None and image is not None:
+                        self._clip.add(image, seen.frame.t_s)
+                data = jpeg(image) if watching and image is not None else None
             except Exception:  # noqa: BLE001 - a bad frame must not end the live view
                 log.warning("could not encode a frame for the web view", exc_info=True)
                 continue

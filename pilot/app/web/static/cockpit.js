@@ -68,6 +68,15 @@ function onState(s) {
   if (s.ended) { ended = true; setBadge("mode", "run ended: " + s.ended, "bad"); }
   else setBadge("mode", s.mode, s.mode === "emergency" ? "bad" : s.flying ? "ok" : "");
   $("vehicle").textContent = s.vehicle;
+  if (s.replay) {  // a recording played back: a timeline instead of controls
+    document.body.classList.add("replay");
+    $("timeline").hidden = false;
+    $("replay-progress").max = s.replay.total_s || 1;
+    $("replay-progress").value = s.t_s;
+    $("replay-time").textContent = "replay " + fmt(s.t_s, 1) + " / " + fmt(s.replay.total_s, 1) + " s";
+  }
+  $("btn-record").textContent = s.clip ? "Stop recording" : "Record";
+  $("btn-record").classList.toggle("armed", Boolean(s.clip));
   const link = s.link || {};
   setBadge("link", link.lost ? "LINK LOST" : "link " + fmt(link.state_age_s, 1) + " s", link.lost ? "bad" : "ok");
   const mine = s.controller === me;
@@ -92,7 +101,8 @@ function onState(s) {
     ["heard", heard],
     ["in view", people.length ? people.join(", ") : "nobody"],
     ["following", s.following ? s.following.who + " (" + s.following.state + ")" : "-"],
-    ["recording", s.recording ? "on: " + s.recording : "off"],
+    ["recording", (s.clip ? "video: " + s.clip : "video off") + (s.recording ? ", flight recorder: " + s.recording
+      : "")],
     ["loop", fmt(s.loop_hz, 1) + " Hz" + (s.loop ? " of " + s.loop.hz + ", " + s.loop.overruns + " overruns" : "")],
     ["viewers", String(s.viewers)],
   ];
@@ -104,7 +114,7 @@ function onState(s) {
     tr.append(th, td);
     return tr;
   }));
-  const names = [...new Set((s.people || []).filter((p) => p.name).map((p) => p.name))];
+  const names = [...new Set([...(s.people || []).filter((p) => p.name).map((p) => p.name), ...(s.enrolled || [])])];
   const holder = $("follow-names");
   if (holder.dataset.names !== names.join(",")) {
     holder.dataset.names = names.join(",");
@@ -251,6 +261,7 @@ for (const button of document.querySelectorAll("[data-command]")) {
   button.onclick = () => command(button.dataset.command);
 }
 $("stop").onclick = () => { releaseAll(); command("stop"); };
+$("btn-record").onclick = () => send({ type: "record" });
 $("take-control").onclick = () => send({ type: "control" });
 $("end-run").onclick = () => {
   if (confirm("End the run? The drone lands / the car stops.")) send({ type: "end" });
