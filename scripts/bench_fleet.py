@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -191,7 +192,7 @@ def command_latency(view: FleetView, names: list[str], rounds: int = 10) -> list
             telemetry = vehicle.telemetry  # run time -> wall clock: sent_unix_s was stamped at its t_s
             offset = telemetry["sent_unix_s"] - telemetry["t_s"]
             out.append((record["t_s"] + offset - put_unix) * 1000)
-        time.sleep(0.1)
+        time.sleep(random.uniform(0.05, 0.15))  # not a multiple of the tick: sample every phase of the 30 Hz loop
     return out
 
 
