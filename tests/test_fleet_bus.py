@@ -203,6 +203,11 @@ def test_bus_flags_are_checked_before_anything_starts(capsys):
     assert main(["fly", "--name", "a", "--script", "takeoff; land"]) == 2
     assert "go with --bus zenoh" in capsys.readouterr().err
     assert main(["fly", "--bus", "zenoh", "--name", "a", "--fast"]) == 2
+    assert main(["ground", "--bus-connect", "garbage"]) == 2
+    assert "PROTOCOL/ADDRESS:PORT" in capsys.readouterr().err
+    assert main(["fly", "--bus", "zenoh", "--name", "a", "--bus-listen", "tcp/192.0.2.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgepilot fly: cannot join the zenoh bus") and ".rs:" not in err and err.count("\n") == 1
 
 
 def test_ground_station_sees_commands_and_notices_a_lost_vehicle(hub):

@@ -89,8 +89,15 @@ class BusConfig:
             if self.listen:
                 config.insert_json5("listen/endpoints", json.dumps(list(self.listen)))
         except zenoh.ZError as exc:
-            raise InputError(f"bus configuration: {exc}") from None
+            raise InputError(f"bus configuration: {zenoh_message(exc)}") from None
         return config
+
+
+def zenoh_message(exc: Exception) -> str:
+    """A zenoh error without its Rust source locations and JSON5 wrapping: one line a user can read."""
+    text = re.sub(r" at /\S+?\.rs:\d+\.?", "", str(exc))
+    wrapped = re.search(r'msg: "(.*?)"', text)
+    return (wrapped.group(1) if wrapped else text).strip()
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, vehicle: bool = True) -> None:
@@ -113,6 +120,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, vehicle: bool = True) -> N
 def config_from_args(args: argparse.Namespace) -> BusConfig:
     if args.bus_config is not None and not args.bus_config.is_file():
         raise InputError(f"--bus-config: no such file {args.bus_config}")
+    for flag, endpoints in (("--bus-connect", args.bus_connect), ("--bus-listen", args.bus_listen)):
+        for endpoint in endpoints:
+            if not re.fullmatch(r"[a-z0-9]+/\S+", endpoint):
+                raise InputError(f"{flag} takes a zenoh endpoint PROTOCOL/ADDRESS:PORT, e.g. tcp/192.168.1.10:7447, "
+                                 f"not {endpoint!r}")
     return BusConfig(tuple(args.bus_connect), tuple(args.bus_listen), args.bus_config)
 
 
@@ -142,7 +154,7 @@ def open_session(config: BusConfig):
     try:
         return zenoh.open(config.zenoh_config())
     except zenoh.ZError as exc:
-        raise InputError(f"cannot join the zenoh bus: {exc}") from None
+        raise InputError(f"cannot join the zenoh bus: {zenoh_message(exc)}") from None
 
 
 def parse_bus_command(text: str, tag: str | None) -> list[Command]:
