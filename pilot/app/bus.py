@@ -364,11 +364,12 @@ class VehicleBus:
                     log.debug("bus: could not publish video: %s", exc)
 
 
-def join(args: argparse.Namespace, pilot: Pilot, *, exclusive: bool, status: RunStatus | None = None) -> VehicleBus:
-    """Put ``pilot`` on the bus the flags describe, publishing ``status`` (one is attached here if the run has none,
-    e.g. no web cockpit); ``exclusive``: the bus is its only command source (the failsafe applies). Call
-    :meth:`VehicleBus.close` when the run is over."""
-    session = open_session(config_from_args(args))
+def join(args: argparse.Namespace, pilot: Pilot, *, exclusive: bool, status: RunStatus | None = None,
+         session=None) -> VehicleBus:
+    """Put ``pilot`` on the bus the flags describe (or on ``session``, opened earlier with :func:`open_session`),
+    publishing ``status`` (one is attached here if the run has none); ``exclusive``: the bus is its only command
+    source (the failsafe applies). Call :meth:`VehicleBus.close` when the run is over (it closes the session)."""
+    session = session or open_session(config_from_args(args))
     if status is None:
         status = RunStatus().attach(pilot)
     try:

@@ -221,6 +221,9 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
     with ExitStack() as stack:
         recorder = _recorder(args, stack)
         cockpit = web_launch.open_cockpit(args, stack, out_dir=args.out)  # before the vehicle: a port in use moves nothing
+        session = bus.open_session(bus.config_from_args(args)) if args.bus else None  # the same, for the bus
+        if session is not None:
+            stack.callback(session.close)
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from edgepilot.voice.listener import VoiceListener
@@ -262,7 +265,7 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         status = line.status if line is not None else cockpit.status if cockpit is not None else None
         if args.bus:  # after the recorder and the cockpit (one status for both); alone, it waits for bus commands
             exclusive = not (script or args.voice or args.keys or args.web)
-            fleet = bus.join(args, pilot, exclusive=exclusive, status=status)
+            fleet = bus.join(args, pilot, exclusive=exclusive, status=status, session=session)
             stack.callback(fleet.close)
             status = fleet.status
             if exclusive:
