@@ -96,3 +96,11 @@ def test_snapshot_is_safe_to_read_from_another_thread_during_the_run():
     assert len(reads) > 10
     assert all(r["heard"]["understood"] is False for r in reads)
     assert [r["ticks"] for r in reads] == sorted(r["ticks"] for r in reads)
+
+
+def test_snapshot_lists_who_can_be_followed_by_name():
+    clock = FakeClock()
+    pilot = Pilot(SimDrone(clock), clock=clock, names=["Ada", "Grace"], max_ticks=3)
+    status = RunStatus().attach(pilot)
+    pilot.run()
+    assert status.snapshot()["enrolled"] == ["Ada", "Grace"]

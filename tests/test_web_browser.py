@@ -186,6 +186,35 @@ def test_closing_the_page_while_driving_stops_the_vehicle(browser, live):
     assert live.state()["speed_cm_s"] < 5
 
 
+def test_phone_in_landscape_flies_with_the_touch_stick(browser, live):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    wait_for(lambda: live.state()["mode"] == "hovering", what="hovering")
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",  # a phone held in landscape
+                            {"width": 844, "height": 390, "deviceScaleFactor": 2, "mobile": True})
+    try:
+        browser.get(live.url)
+        wait_for(lambda: browser.execute_script("return window.cockpit.frames()") >= 2, what="video")
+        if "sticks" not in browser.find_element("tag name", "body").get_attribute("class"):
+            browser.find_element("id", "btn-sticks").click()  # shown by default on touch screens
+        width, height = browser.execute_script("return [innerWidth, innerHeight]")
+        for element in ("stop", "video", "stick-right"):
+            box = browser.find_element("id", element).rect
+            assert box["width"] > 40 and box["x"] >= 0 and box["y"] >= 0, element
+            assert box["x"] + box["width"] <= width + 1 and box["y"] + box["height"] <= height + 1, element
+        x0 = live.state()["pose"]["x_cm"]
+        stick = browser.find_element("id", "stick-right")
+        ActionChains(browser).move_to_element(stick).click_and_hold().move_by_offset(0, -40).perform()
+        wait_for(lambda: live.state()["pose"]["x_cm"] > x0 + 10, what="flying forward on the stick")
+        ActionChains(browser).release().perform()
+        released = time.monotonic()
+        time.sleep(0.8)
+        last_push = max(t for t, v, _ in live.probe.ticks if moving(v))
+        assert last_push - released < 0.5
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_take_off_from_the_page_of_a_cli_run(browser, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "edgepilot.pilot.app.cli", "fly", "--web", "0",
                                 "--max-duration", "60"], cwd=tmp_path, stdout=subprocess.PIPE,

@@ -26,6 +26,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "replay": ("edgepilot.pilot.app.replay_cmd", "run perception offline on a video, image, folder or recording"),
     "models": ("edgepilot.pilot.app.models_cmd", "list and fetch optional models (Vosk English) for users with a network"),
     "emulate-tello": ("edgepilot.pilot.app.emulate_cmd", "run a Tello emulator for users without a drone"),
+    "ground": ("edgepilot.pilot.app.ground_cmd", "fleet ground station: every vehicle on the bus, all land / stop"),
+    "fleet": ("edgepilot.pilot.app.fleet_cmd", "a fleet: 'run SHOW.toml' plays a show, 'emulate' starts one here"),
     "doctor": ("edgepilot.pilot.app.doctor_cmd", "check the installation and hardware, with a fix for each problem"),
     "calibrate": ("edgepilot.pilot.app.calibrate_cmd", "measure the car camera's intrinsics from checkerboard photos"),
     "train": ("edgepilot.pilot.app.train_cmd", "train a learned driver (.tflite) from recorded car runs"),

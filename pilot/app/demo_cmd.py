@@ -16,7 +16,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from edgepilot.pilot.app import talk
+from edgepilot.pilot.app import bus, talk
 from edgepilot.pilot.app.web import launch as web_launch
 from edgepilot.pilot.core.errors import InputError
 
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--autopilot", nargs="+", metavar=("MODE", "FILE"), help="car only: 'lane' (default) or "
                         "'model FILE.tflite' (a learned driver from 'edgepilot train') drives the lap")
     talk.add_arguments(parser)
+    bus.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--seed must be 0 or more, got {args.seed}")
     web_launch.check_arguments(args)
     model = _model(args)
+    bus.check_vehicle_args(args)
     video = None if args.no_video else args.out / f"demo-{args.vehicle}.mp4"
     recorder = None
     if args.record is not None:
@@ -73,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
                 status.attach(pilot)
             if line is not None:
                 pilot.add_tap(line)
+            if args.bus:  # the same status on the bus
+                fleet = bus.join(args, pilot, exclusive=False, status=status)
+                stack.callback(fleet.close)
 
         if args.vehicle == "car":
             summary = car_demo(args.seed, video, recorder, watch=watch, model=model, speaker=speaker)

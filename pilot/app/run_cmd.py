@@ -19,7 +19,7 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-from edgepilot.pilot.app import car_run, talk
+from edgepilot.pilot.app import bus, car_run, talk
 from edgepilot.pilot.app.status import RunStatus
 from edgepilot.pilot.app.terminal import StatusLine
 from edgepilot.pilot.app.web import launch as web_launch
@@ -73,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "battery low...) hover / stop and wait this long for a person's command, then land / stop "
                         "(default 30 with --voice or --keys; without them only when given)")
     talk.add_arguments(parser)
+    bus.add_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -101,8 +102,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--fast runs on a simulated clock; the web cockpit needs real time: drop --fast")
     web_launch.check_arguments(args)
     car_run.check_args(args)
-    if not (args.script.strip() or args.voice or args.keys or args.follow or args.web or args.autopilot):
-        raise InputError("nothing to do: give --script, --voice, --keys, --follow, --autopilot or --web")
+    bus.check_vehicle_args(args)
+    if not (args.script.strip() or args.voice or args.keys or args.follow or args.web or args.autopilot or args.bus):
+        raise InputError("nothing to do: give --script, --voice, --keys, --follow, --autopilot, --web or --bus")
     if args.keys:
         try:
             import termios  # noqa: F401 - POSIX only
@@ -239,6 +241,9 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         speaker = talk.open_speaker(args)
         if speaker is not None:
             stack.callback(speaker.close)
+        session = bus.open_session(bus.config_from_args(args)) if args.bus else None  # the same, for the bus
+        if session is not None:
+            stack.callback(session.close)
         listener = None
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from edgepilot.voice.listener import VoiceListener
@@ -290,10 +295,17 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         if camera is not None and not args.fast:
             worker = PerceptionWorker(camera, _guarded(detect, pilot), pilot.seen.set).start()
             stack.callback(worker.stop)
+        status = line.status if line is not None else cockpit.status if cockpit is not None else None
+        if args.bus:  # after the recorder and the cockpit (one status for both); alone, it waits for bus commands
+            exclusive = not (script or args.voice or args.keys or args.web)
+            fleet = bus.join(args, pilot, exclusive=exclusive, status=status, session=session)
+            stack.callback(fleet.close)
+            status = fleet.status
+            if exclusive:
+                alive.append(lambda: True)
         if listener is not None:
             alive.append(lambda: listener.running)
-            listener.start(*_voice_callbacks(pilot, line.status if line else cockpit.status if cockpit else None,
-                                             None if args.json else say, on_unsure))
+            listener.start(*_voice_callbacks(pilot, status, None if args.json else say, on_unsure))
         if args.keys:
             alive.append(_start_keys(stack, pilot, line))
         result = pilot.run(script, stay_alive=lambda: any(check() for check in alive))
@@ -385,8 +397,8 @@ def _start_keys(stack: ExitStack, pilot: Pilot, line: StatusLine | None):
 
 def _voice_callbacks(pilot: Pilot, status: RunStatus | None, say, on_unsure=None):
     """What the listener calls: commands go to the pilot; what was heard also to the run's status (the status line,
-    the cockpit); what was not understood is said with ``say`` (None: not at all) and handed to ``on_unsure`` (the
-    spoken "say again")."""
+    the cockpit, the bus); what was not understood is said with ``say`` (None: not at all) and handed to ``on_unsure``
+    (the spoken "say again")."""
 
     def on_command(command: Command, info: dict) -> None:
         if status is not None:
@@ -415,11 +427,11 @@ def _record_text(record: CommandRecord) -> str:
 
 
 def _handover(args: argparse.Namespace):
-    """Hand-over to a person when autonomy is lost: on with a person at hand (voice, keys, web) or when asked."""
+    """Hand-over to a person when autonomy is lost: on with a person at hand (voice, keys, web, bus) or when asked."""
     from edgepilot.pilot.core.handover import HANDOVER_TIMEOUT_S, HandOver
 
     timeout = args.handover_timeout
-    if timeout is None and not (args.voice or args.keys or args.web):
+    if timeout is None and not (args.voice or args.keys or args.web or args.bus):
         return None
     return HandOver(timeout if timeout is not None else HANDOVER_TIMEOUT_S)
 

@@ -198,6 +198,7 @@ class RunStatus:
         pilot = self._pilot
         if pilot is not None:
             snapshot["loop"] = {"hz": pilot.loop.hz, "overruns": pilot.loop.stats.overruns}
+            snapshot["enrolled"] = list(pilot.names or ())  # who ``follow NAME`` accepts
             limits = pilot.supervisor.config
             snapshot["safety"]["limits"] = {
                 "land_battery_pct": limits.land_battery_pct, "warn_battery_pct": limits.warn_battery_pct,

@@ -60,7 +60,6 @@ class Viewer:
         self.sent_seq = 0
         self.sent_ready_s = 0.0
         self.acked_seq = 0
-        self.moved = False  # sent a non-zero velocity since taking control
 
 
 class Cockpit:
@@ -97,10 +96,6 @@ class Cockpit:
         self._pilot = pilot
         self.status.attach(pilot)
 
-    @property
-    def attached(self) -> bool:
-        return self._pilot is not None
-
     def stay_alive(self) -> bool:
         return not self.end_requested.is_set()
 
@@ -115,6 +110,7 @@ class Cockpit:
                 loop.run_until_complete(self._open())
             except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
                 failure.append(exc)
+                loop.close()
                 started.set()
                 return
             started.set()
@@ -293,7 +289,6 @@ class Cockpit:
     def _take_control(self, viewer: Viewer) -> bool:
         if self._controller is None:
             self._controller = viewer.number
-            viewer.moved = False
             self._publish_viewers()
         return self._controller == viewer.number
 
@@ -339,7 +334,6 @@ class Cockpit:
             value = data.get(key, 0.0)
             axes.append(max(-1.0, min(1.0, float(value))) if isinstance(value, int | float) else 0.0)
         velocity = Velocity(axes[0] * SPEED_CM_S, axes[1] * SPEED_CM_S, axes[2] * SPEED_CM_S, axes[3] * YAW_DEG_S)
-        viewer.moved = viewer.moved or not velocity.is_zero
         self._pilot.manual_velocity(HOVER if velocity.is_zero else velocity, TELEOP_PULSE_S)
 
     def _stop_vehicle(self, why: str) -> None:

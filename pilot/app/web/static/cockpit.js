@@ -114,7 +114,7 @@ function onState(s) {
     tr.append(th, td);
     return tr;
   }));
-  const names = [...new Set((s.people || []).filter((p) => p.name).map((p) => p.name))];
+  const names = [...new Set([...(s.people || []).filter((p) => p.name).map((p) => p.name), ...(s.enrolled || [])])];
   const holder = $("follow-names");
   if (holder.dataset.names !== names.join(",")) {
     holder.dataset.names = names.join(",");
