@@ -166,6 +166,14 @@ def test_take_off_stop_and_keyboard_teleop_with_dead_man(browser, live):
     assert not any(moving(v) for t, v, _ in live.probe.ticks if t > done)
     ActionChains(browser).key_up("w").perform()
 
+    # Emergency armed by one tap, then space (STOP): a stop, never the emergency through the focused button.
+    browser.find_element("id", "btn-emergency").click()
+    ActionChains(browser).send_keys(" ").perform()
+    time.sleep(0.5)
+    web = [command for _, command, source in live.probe.commands if source == "web"]
+    assert "emergency" not in web and web[-1] == "stop"
+    assert live.state()["flying"]
+
 
 def test_closing_the_page_while_driving_stops_the_vehicle(browser, live):
     from selenium.webdriver.common.action_chains import ActionChains
@@ -215,6 +223,23 @@ def test_phone_in_landscape_flies_with_the_touch_stick(browser, live):
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def test_gamepad_sticks_drive_and_b_stops(browser, live):
+    wait_for(lambda: live.state()["mode"] == "hovering", what="hovering")
+    browser.get(live.url)
+    wait_for(lambda: browser.execute_script("return window.cockpit.state() !== null"), what="the page")
+    # A standard-mapping gamepad, right stick pushed forward (the browser's Gamepad API, stubbed: no pad here).
+    browser.execute_script("window.pad = {axes: [0, 0, 0, -1], buttons: [{pressed: false}, {pressed: false}]};"
+                           "navigator.getGamepads = () => [window.pad];")
+    x0 = live.state()["pose"]["x_cm"]
+    wait_for(lambda: live.state()["pose"]["x_cm"] > x0 + 10, what="flying forward on the gamepad")
+    pressed = time.monotonic()
+    browser.execute_script("window.pad.axes = [0, 0, 0, 0]; window.pad.buttons[1].pressed = true;")
+    wait_for(lambda: any(c == "stop" and t > pressed for t, c, _ in live.probe.commands), what="B = STOP")
+    browser.execute_script("navigator.getGamepads = () => [];")
+    time.sleep(0.6)
+    assert not moving(live.probe.ticks[-1][1])
+
+
 def test_take_off_from_the_page_of_a_cli_run(browser, tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "edgepilot.pilot.app.cli", "fly", "--web", "0",
                                 "--max-duration", "60"], cwd=tmp_path, stdout=subprocess.PIPE,
@@ -231,7 +256,9 @@ def test_take_off_from_the_page_of_a_cli_run(browser, tmp_path):
         assert browser.find_element("id", "mode").text in ("taking off", "hovering")
         browser.find_element("id", "btn-land").click()
         wait_for(lambda: browser.execute_script("return window.cockpit.state().mode === 'landed'"), what="landed")
-    finally:
-        process.terminate()
+        browser.find_element("id", "end-run").click()
+        browser.switch_to.alert.accept()  # "End the run?"
         process.wait(timeout=30)
-    assert process.returncode in (0, 143)  # SIGTERM ends it like Ctrl-C, landed first
+    finally:
+        process.kill()
+    assert process.returncode == 0  # the page ended the run; it had completed

@@ -223,16 +223,17 @@ class Cockpit:
 
     # -- pages ----------------------------------------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=2.0, max_msg_size=4096)
+        # No per-message compression: JPEGs do not shrink, and deflating them would cost CPU on the vehicle's computer.
+        ws = web.WebSocketResponse(heartbeat=2.0, max_msg_size=4096, compress=False)
         await ws.prepare(request)
         viewer = Viewer(self._next_number, ws, request.remote or "?")
         self._next_number += 1
-        self._viewers[viewer.number] = viewer
-        self._publish_viewers()
-        sender = asyncio.get_running_loop().create_task(self._send(viewer))
         await ws.send_str(json.dumps({"type": "hello", "you": viewer.number, "kind": self.status.kind,
                                       "speed_cm_s": SPEED_CM_S, "yaw_deg_s": YAW_DEG_S,
                                       "history": self.status.history()}))
+        self._viewers[viewer.number] = viewer
+        self._publish_viewers()
+        sender = asyncio.get_running_loop().create_task(self._send(viewer))  # from now on its only writer
         try:
             async for message in ws:
                 if message.type != WSMsgType.TEXT:
