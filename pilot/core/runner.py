@@ -527,7 +527,8 @@ class Pilot:
         self.result.events.append(event)
         if self.tap is not None:
             self.tap.on_event(event)
-        handover = self.handover.trigger(type_, detail, t_s) if self.handover is not None else None
+        handover = self.handover.trigger(type_, detail, t_s) if self.handover is not None and not self.closing \
+            else None
         if handover is not None:
             self.behaviour = None  # the keep-alive set-point now holds a hover / a stop; the script waits
             self._event(t_s, "handover", handover)
