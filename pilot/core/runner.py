@@ -532,6 +532,9 @@ class Pilot:
         if handover is not None:
             self.behaviour = None  # the keep-alive set-point now holds a hover / a stop; the script waits
             self._event(t_s, "handover", handover)
+            if self.vehicle.busy() and self._last_verb not in ("takeoff", "land", "emergency"):
+                # A move under way stops now (a takeoff or a landing is let finish).
+                self._dispatch(Command("stop", None, "safety"), self.vehicle.telemetry(), t_s)
 
     def _fail(self, t_s: float, type_: str, detail: str) -> None:
         self._event(t_s, type_, detail)
