@@ -322,3 +322,23 @@ def test_the_keyboard_takes_over_too():
     result = pilot.run([Command("takeoff"), Command("follow", "me")])
     taken = [e.detail for e in result.events if e.type == "taken_over"]
     assert len(taken) == 1 and taken[0].startswith("keys after 2.0 s: manual control")
+
+
+def test_a_hand_over_stops_a_move_under_way():
+    """The camera stream is lost a metre into a 3 m flight forward: the drone stops there and hovers."""
+    pilot, said = lost_target_pilot(timeout_s=5.0)
+    at = []
+
+    def fault(t_s: float) -> None:
+        x = pilot.vehicle.telemetry().x_cm
+        if not at and pilot._last_verb == "forward" and x >= 100:
+            at.append(x)
+            pilot.note_event(t_s, "video_missing", "no video for 2 s")
+
+    original = pilot._tick
+    pilot._tick = lambda t_s, now_s: (fault(t_s), original(t_s, now_s))[1]
+    result = pilot.run([Command("takeoff"), Command("forward", 300), Command("land")])
+    assert [c.command for c in result.commands][:3] == ["takeoff", "forward 300", "stop"]
+    assert "camera lost" in said.phrases and "waiting for your command" in said.phrases
+    assert at[0] <= result.final.x_cm < at[0] + 30  # stopped where it was, not 3 m on; nobody came: it landed there
+    assert "nobody took over in 5 s" in result.failure and not result.final.flying

@@ -190,8 +190,11 @@ def attach(pilot, speaker, listener=None) -> Callable[[dict], Command | None] | 
     normal = config.min_confidence if config.min_confidence is not None else recogniser.thresholds[0]
     fit = recogniser.fit_thresholds[0] if recogniser.fit_thresholds is not None else None
 
+    # A language without a spoken "yes" (voice/lang/<lang>.toml) cannot answer a question: never ask, say again.
+    answerable = any(spec.means == "yes" for spec in recogniser.vocab.commands)
+
     def on_drop(info: dict) -> Command | None:
-        command = unsure(info, recogniser.vocab, normal, fit, lambda c: is_risky(c, config))
+        command = unsure(info, recogniser.vocab, normal, fit, lambda c: answerable and is_risky(c, config))
         if command is not None:
             pilot.submit(command)
         return command

@@ -579,10 +579,14 @@ class Pilot:
         self.result.events.append(event)
         if self.tap is not None:
             self.tap.on_event(event)
-        handover = self.handover.trigger(type_, detail, t_s) if self.handover is not None else None
+        handover = self.handover.trigger(type_, detail, t_s) if self.handover is not None and not self.closing \
+            else None
         if handover is not None:
             self.behaviour = None  # the keep-alive set-point now holds a hover / a stop; the script waits
             self._event(t_s, "handover", handover)
+            if self.vehicle.busy() and self._last_verb not in ("takeoff", "land", "emergency"):
+                # A move under way stops now (a takeoff or a landing is let finish).
+                self._dispatch(Command("stop", None, "safety"), self.vehicle.telemetry(), t_s)
 
     def _fail(self, t_s: float, type_: str, detail: str) -> None:
         self._event(t_s, type_, detail)
