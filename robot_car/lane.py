@@ -381,7 +381,7 @@ class LaneBehaviour:
             self.state = f"stopped: unsure of the lane ({why})"
             if not self._unsure:
                 self._unsure = True
-                self._events.append(("lane_unsure", f"{why}: stopped until the lane is clear again"))
+                self._events.append(("lane_lost", f"{why}: stopped until the lane is clear again"))
             return Velocity()
         if self._unsure:
             self._unsure = False

@@ -70,7 +70,7 @@ def test_drive_sim_car_autopilot_lane_goes_round_the_track_in_its_lane(capsys):
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["completed"] and [c["result"] for c in result["commands"]] == ["ok", "ok", "ok"]
-    assert not [e for e in result["events"] if e["type"] == "lane_unsure"]
+    assert not [e for e in result["events"] if e["type"] == "lane_lost"]
     track = World.build(0, "car", people=0).track
     final = result["final"]
     point = track.project(final["x_cm"], final["y_cm"])
