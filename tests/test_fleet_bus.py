@@ -469,3 +469,13 @@ def test_a_vehicle_silently_cut_from_the_bus_lands_and_the_ground_notices(tmp_pa
     assert result["status"] == 1 and "lost the bus" in result["failure"] and result["flying"] is False
     assert 2.5 <= result["ground_noticed_s"] <= 5.0
     assert result["vehicle_ended_s"] <= 15.0
+
+
+def test_two_vehicles_with_one_name_are_told_and_shown(hub):
+    view = FleetView(hub.session, tag="test")
+    for _ in range(2):
+        hub.vehicle("dup", "--max-duration", "30")
+    assert view.wait_for(lambda v: v.get("dup").clash(), 30), "the ground did not see two vehicles named dup"
+    assert view.wait_for(lambda v: sum(e["type"] == "name_clash" for e in v.get("dup").events) >= 2, 10)
+    assert [v["clash"] for v in view.summary()] == [True]
+    view.close()
