@@ -298,3 +298,17 @@ def test_replay_with_web_shows_the_recording_in_real_time_read_only(tmp_path):
         process.kill()
     assert process.returncode == 0, err
     assert "all identical" in out
+
+
+def test_a_port_in_use_is_one_clear_line(capsys):
+    import socket
+
+    from edgepilot.pilot.app import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["fly", "--web", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"--web {port}: cannot listen there" in err and "Traceback" not in err

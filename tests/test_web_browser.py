@@ -166,6 +166,14 @@ def test_take_off_stop_and_keyboard_teleop_with_dead_man(browser, live):
     assert not any(moving(v) for t, v, _ in live.probe.ticks if t > done)
     ActionChains(browser).key_up("w").perform()
 
+    # Emergency armed by one tap, then space (STOP): a stop, never the emergency through the focused button.
+    browser.find_element("id", "btn-emergency").click()
+    ActionChains(browser).send_keys(" ").perform()
+    time.sleep(0.5)
+    web = [command for _, command, source in live.probe.commands if source == "web"]
+    assert "emergency" not in web and web[-1] == "stop"
+    assert live.state()["flying"]
+
 
 def test_closing_the_page_while_driving_stops_the_vehicle(browser, live):
     from selenium.webdriver.common.action_chains import ActionChains

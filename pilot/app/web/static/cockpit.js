@@ -45,7 +45,7 @@ function onFrame(buffer) {
   const seq = new DataView(buffer).getUint32(0);
   const url = URL.createObjectURL(new Blob([new Uint8Array(buffer, 4)], { type: "image/jpeg" }));
   const video = $("video");
-  video.onload = () => {
+  video.onload = video.onerror = () => {
     URL.revokeObjectURL(url);
     send({ type: "ack", seq: seq });  // ready for the next frame: a slow page skips frames, nothing queues
   };
@@ -227,7 +227,12 @@ document.addEventListener("keydown", (event) => {
 });
 document.addEventListener("keyup", (event) => {
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+  if (key === " ") event.preventDefault();  // space is STOP: it must never also press the focused button
   if (held.delete(key)) teleop();
+});
+// A clicked button gives up the focus, so that a key (space = STOP) never presses it again (say, Emergency).
+document.addEventListener("click", (event) => {
+  if (event.target instanceof HTMLButtonElement) event.target.blur();
 });
 function releaseAll() { held.clear(); sticks.left = [0, 0]; sticks.right = [0, 0]; teleop(); }
 window.addEventListener("blur", releaseAll);
