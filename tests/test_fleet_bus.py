@@ -37,7 +37,7 @@ class Hub:
 
     def __init__(self) -> None:
         self.endpoint = f"tcp/127.0.0.1:{free_port()}"
-        self.session = open_session(BusConfig(listen=(self.endpoint,), connect=()))
+        self.session = open_session(BusConfig(listen=(self.endpoint,), multicast=False))
         self.procs: list[subprocess.Popen] = []
 
     def vehicle(self, name: str, *extra: str, verb: str = "fly") -> subprocess.Popen:
@@ -430,7 +430,7 @@ def sh(command):
     subprocess.run(command, shell=True, check=True)
 sh("ip netns add v; ip link add vh type veth peer name vv netns v; ip addr add 10.9.0.1/24 dev vh; ip link set vh up; "
    "ip -n v addr add 10.9.0.2/24 dev vv; ip -n v link set vv up; ip -n v link set lo up")
-session = open_session(BusConfig(listen=("tcp/10.9.0.1:7447",)))
+session = open_session(BusConfig(listen=("tcp/10.9.0.1:7447",), multicast=False))
 view = FleetView(session, tag="test")
 vehicle = subprocess.Popen(["ip", "netns", "exec", "v", sys.executable, "-m", "edgepilot.pilot.app.cli", "fly",
                             "--bus", "zenoh", "--name", "c", "--bus-timeout", "0.5", "--bus-connect",

@@ -64,11 +64,13 @@ def check_name(name: str) -> str:
 @dataclass(frozen=True)
 class BusConfig:
     """Where the zenoh session finds its peers. Defaults are zenoh's own (peer mode, multicast scouting on the LAN);
-    naming endpoints to connect to turns multicast scouting off (you said where the bus is)."""
+    naming endpoints to connect to turns multicast scouting off (you said where the bus is), as does
+    ``multicast=False``."""
 
     connect: tuple[str, ...] = ()
     listen: tuple[str, ...] = ()
     config_file: Path | None = None
+    multicast: bool | None = None  # None: off when connecting to named endpoints, else zenoh's default (on)
 
     def zenoh_config(self):
         import zenoh
@@ -81,9 +83,10 @@ class BusConfig:
                 # Peers announce this lease: a silent network cut (no connection closed) is noticed after it (zenoh's
                 # default is 10 s), a keep-alive every lease / 4.
                 config.insert_json5("transport/link/tx/lease", str(LEASE_MS))
+            if self.multicast is False or (self.connect and not self.multicast):
+                config.insert_json5("scouting/multicast/enabled", "false")
             if self.connect:
                 config.insert_json5("connect/endpoints", json.dumps(list(self.connect)))
-                config.insert_json5("scouting/multicast/enabled", "false")
                 # retry soon: vehicles and the ground station may start in any order
                 config.insert_json5("connect/retry", json.dumps(
                     {"period_init_ms": 250, "period_max_ms": 1000, "period_increase_factor": 2}))
