@@ -1,5 +1,5 @@
 """The fleet bus: a vehicle on Eclipse Zenoh (``--bus zenoh --name NAME``). No broker and no protocol of our own:
-key expressions and JSON payloads anyone can use with the ``zenoh`` package alone (the README's "Fleet" section).
+key expressions and JSON payloads anyone can use with the ``zenoh`` package alone (the README's "A fleet on one bus").
 
 A vehicle publishes under ``edgepilot/<name>/``: ``telemetry`` (the run's state snapshot, JSON, ~15 Hz), ``events``,
 ``commands`` (what was done with each command), ``heard`` (voice), ``detections`` and ``video`` (JPEG thumbnails,
