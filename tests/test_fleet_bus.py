@@ -37,7 +37,7 @@ class Hub:
 
     def __init__(self) -> None:
         self.endpoint = f"tcp/127.0.0.1:{free_port()}"
-        self.session = open_session(BusConfig(listen=(self.endpoint,), connect=()))
+        self.session = open_session(BusConfig(listen=(self.endpoint,), multicast=False))
         self.procs: list[subprocess.Popen] = []
 
     def vehicle(self, name: str, *extra: str, verb: str = "fly") -> subprocess.Popen:
@@ -430,7 +430,7 @@ def sh(command):
     subprocess.run(command, shell=True, check=True)
 sh("ip netns add v; ip link add vh type veth peer name vv netns v; ip addr add 10.9.0.1/24 dev vh; ip link set vh up; "
    "ip -n v addr add 10.9.0.2/24 dev vv; ip -n v link set vv up; ip -n v link set lo up")
-session = open_session(BusConfig(listen=("tcp/10.9.0.1:7447",)))
+session = open_session(BusConfig(listen=("tcp/10.9.0.1:7447",), multicast=False))
 view = FleetView(session, tag="test")
 vehicle = subprocess.Popen(["ip", "netns", "exec", "v", sys.executable, "-m", "edgepilot.pilot.app.cli", "fly",
                             "--bus", "zenoh", "--name", "c", "--bus-timeout", "0.5", "--bus-connect",
@@ -469,3 +469,13 @@ def test_a_vehicle_silently_cut_from_the_bus_lands_and_the_ground_notices(tmp_pa
     assert result["status"] == 1 and "lost the bus" in result["failure"] and result["flying"] is False
     assert 2.5 <= result["ground_noticed_s"] <= 5.0
     assert result["vehicle_ended_s"] <= 15.0
+
+
+def test_two_vehicles_with_one_name_are_told_and_shown(hub):
+    view = FleetView(hub.session, tag="test")
+    for _ in range(2):
+        hub.vehicle("dup", "--max-duration", "30")
+    assert view.wait_for(lambda v: v.get("dup").clash(), 30), "the ground did not see two vehicles named dup"
+    assert view.wait_for(lambda v: sum(e["type"] == "name_clash" for e in v.get("dup").events) >= 2, 10)
+    assert [v["clash"] for v in view.summary()] == [True]
+    view.close()

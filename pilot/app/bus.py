@@ -1,5 +1,5 @@
 """The fleet bus: a vehicle on Eclipse Zenoh (``--bus zenoh --name NAME``). No broker and no protocol of our own:
-key expressions and JSON payloads anyone can use with the ``zenoh`` package alone (the README's "Fleet" section).
+key expressions and JSON payloads anyone can use with the ``zenoh`` package alone (the README's "A fleet on one bus").
 
 A vehicle publishes under ``edgepilot/<name>/``: ``telemetry`` (the run's state snapshot, JSON, ~15 Hz), ``events``,
 ``commands`` (what was done with each command), ``heard`` (voice), ``detections`` and ``video`` (JPEG thumbnails,
@@ -22,6 +22,7 @@ import importlib.util
 import json
 import logging
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -63,11 +64,13 @@ def check_name(name: str) -> str:
 @dataclass(frozen=True)
 class BusConfig:
     """Where the zenoh session finds its peers. Defaults are zenoh's own (peer mode, multicast scouting on the LAN);
-    naming endpoints to connect to turns multicast scouting off (you said where the bus is)."""
+    naming endpoints to connect to turns multicast scouting off (you said where the bus is), as does
+    ``multicast=False``."""
 
     connect: tuple[str, ...] = ()
     listen: tuple[str, ...] = ()
     config_file: Path | None = None
+    multicast: bool | None = None  # None: off when connecting to named endpoints, else zenoh's default (on)
 
     def zenoh_config(self):
         import zenoh
@@ -80,9 +83,10 @@ class BusConfig:
                 # Peers announce this lease: a silent network cut (no connection closed) is noticed after it (zenoh's
                 # default is 10 s), a keep-alive every lease / 4.
                 config.insert_json5("transport/link/tx/lease", str(LEASE_MS))
+            if self.multicast is False or (self.connect and not self.multicast):
+                config.insert_json5("scouting/multicast/enabled", "false")
             if self.connect:
                 config.insert_json5("connect/endpoints", json.dumps(list(self.connect)))
-                config.insert_json5("scouting/multicast/enabled", "false")
                 # retry soon: vehicles and the ground station may start in any order
                 config.insert_json5("connect/retry", json.dumps(
                     {"period_init_ms": 250, "period_max_ms": 1000, "period_increase_factor": 2}))
@@ -223,6 +227,9 @@ class VehicleBus:
         self.status = status
         self.failsafe_timeout_s = failsafe_timeout_s
         self.failsafe: BusFailsafe | None = None
+        #: Tells this process's telemetry from another's under the same name.
+        self.run_id = secrets.token_hex(6)
+        self.name_clash = False
         self._period_s = 1.0 / telemetry_hz
         self._last_publish_s = -1e9
         self._last_seen_frame: float | None = None
@@ -250,6 +257,8 @@ class VehicleBus:
             self._declared.append(self.session.declare_subscriber(
                 key(name, "command"), lambda sample, everyone=name == ALL: self._on_command(sample, everyone)))
         self._declared.append(self.session.liveliness().declare_token(key(self.name, "alive")))
+        # another vehicle publishing under this name would obey this one's commands too: say so loudly
+        self._declared.append(self.session.declare_subscriber(key(self.name, "telemetry"), self._on_own_name))
         self._video_thread = threading.Thread(target=self._video_loop, name="bus-video", daemon=True)
         self._video_thread.start()
         return self
@@ -295,6 +304,20 @@ class VehicleBus:
                 command = Command("stop", None, command.source)  # "everyone land": a car stands still
             pilot.submit(command)
 
+    def _on_own_name(self, sample) -> None:
+        if self.name_clash:
+            return
+        try:
+            run_id = json.loads(sample.payload.to_bytes()).get("run_id")
+        except (ValueError, AttributeError):
+            return
+        if run_id != self.run_id:
+            self.name_clash = True
+            log.error("bus: another vehicle is on the bus as %r: both obey its commands; give each a unique --name",
+                      self.name)
+            self._put("events", {"t_s": self._run_time(), "type": "name_clash",
+                                 "detail": f"another vehicle is on the bus as {self.name!r}"})
+
     def _on_commander(self, sample) -> None:
         if self.failsafe is not None:
             self.failsafe.commander(str(sample.key_expr), sample.kind == self._zenoh.SampleKind.PUT)
@@ -327,7 +350,7 @@ class VehicleBus:
     # -- helpers ----------------------------------------------------------------------------------------------------
     def _telemetry(self) -> dict:
         # wall-clock stamp: lets a ground station on a synchronised clock measure the delivery latency
-        return {**self.status.snapshot(), "name": self.name, "sent_unix_s": time.time()}
+        return {**self.status.snapshot(), "name": self.name, "run_id": self.run_id, "sent_unix_s": time.time()}
 
     def _run_time(self) -> float | None:
         pilot = self._pilot

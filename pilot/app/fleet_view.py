@@ -33,6 +33,12 @@ class VehicleSeen:
     events: list[dict] = field(default_factory=list)
     commands: list[dict] = field(default_factory=list)
     video: bytes | None = None
+    #: run ids (one per vehicle process) and when each was last heard: two at once under one name is a clash
+    runs: dict = field(default_factory=dict)
+
+    def clash(self, now_s: float | None = None, window_s: float = 2.0) -> bool:
+        now = time.monotonic() if now_s is None else now_s
+        return sum(1 for t in self.runs.values() if now - t <= window_s) > 1
 
     def age_s(self, now_s: float | None = None) -> float | None:
         if self.received_s is None:
@@ -104,7 +110,7 @@ class FleetView:
         now = time.monotonic()
         with self._lock:
             return [{"name": v.name, "alive": v.alive, "telemetry": dict(v.telemetry), "age_s": v.age_s(now),
-                     "rate_hz": v.rate_hz(), "video": v.video is not None} for v in sorted(self.vehicles.values(), key=lambda v: v.name)]
+                     "rate_hz": v.rate_hz(), "video": v.video is not None, "clash": v.clash(now)} for v in sorted(self.vehicles.values(), key=lambda v: v.name)]
 
     def get(self, name: str) -> VehicleSeen:
         with self._lock:
@@ -144,6 +150,7 @@ class FleetView:
         with self._lock:
             vehicle = self.vehicles.setdefault(self._name(sample), VehicleSeen(self._name(sample)))
             vehicle.telemetry, vehicle.received_s = data, now
+            vehicle.runs[data.get("run_id")] = now
             vehicle.arrivals.append((now, latency))
             self._lock.notify_all()
 

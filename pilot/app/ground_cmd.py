@@ -143,7 +143,8 @@ def table(view) -> list[str]:
         rows.append(
             f"{v['name']:<12} {t.get('kind', '?'):<6} {t.get('mode', '?'):<11} "
             f"{_num(battery, '%', 0):>7} {_num(height, ' cm', 0):>7} {_num(link, ' s', 1):>6} "
-            f"{_num(v['age_s'], ' s', 1):>6} {v['rate_hz']:5.1f}Hz  {'alive' if v['alive'] else 'LOST'}")
+            f"{_num(v['age_s'], ' s', 1):>6} {v['rate_hz']:5.1f}Hz  {'alive' if v['alive'] else 'LOST'}"
+            + ("  TWO VEHICLES WITH THIS NAME" if v["clash"] else ""))
     return rows
 
 

@@ -167,7 +167,7 @@ class ShowRunner:
                     step.done_s = now
             if all(step.done_s is not None for step in steps.values()):
                 return None
-            self.view.wait_for(lambda v: False, 0.05)
+            time.sleep(0.05)
 
     def _progress(self, name: str, step: _Step, now: float) -> str | None:
         """Advance ``step``; an error text when it failed."""

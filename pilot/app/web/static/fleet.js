@@ -45,7 +45,8 @@ async function refresh() {
       const t = vehicle.telemetry;
       const tile = tileFor(vehicle.name);
       tile.classList.toggle("lost", !vehicle.alive);
-      tile.querySelector(".state").textContent = vehicle.alive ? (t.mode || "?") : "LOST";
+      tile.querySelector(".state").textContent =
+        vehicle.clash ? "TWO WITH THIS NAME" : vehicle.alive ? (t.mode || "?") : "LOST";
       const rows = [["kind", t.kind || "?"], ["battery", number(t.battery_pct, " %", 0)],
         ["height", number(t.height_cm, " cm", 0)], ["link", number((t.link || {}).state_age_s, " s", 1)],
         ["age", number(vehicle.age_s, " s", 1)], ["rate", number(vehicle.rate_hz, " Hz", 1)]];
