@@ -33,11 +33,15 @@ def free_port() -> int:
 
 
 class Hub:
-    """The test's zenoh session: listens on loopback; vehicles connect to it."""
+    """The test's zenoh session, a router (as at a site): listens on loopback; vehicles and the ground connect to it.
+    It routes between them: peers never advertise loopback addresses to each other, so on a machine with no other
+    network (a fresh network namespace) they could not meet directly."""
 
     def __init__(self) -> None:
         self.endpoint = f"tcp/127.0.0.1:{free_port()}"
-        self.session = open_session(BusConfig(listen=(self.endpoint,), multicast=False))
+        config = BusConfig(listen=(self.endpoint,), multicast=False).zenoh_config()
+        config.insert_json5("mode", '"router"')
+        self.session = zenoh.open(config)
         self.procs: list[subprocess.Popen] = []
 
     def vehicle(self, name: str, *extra: str, verb: str = "fly") -> subprocess.Popen:
