@@ -122,3 +122,21 @@ def test_picar_on_mock_pins_follows_the_lane_in_a_video_file(tmp_path, monkeypat
     # In the left curve the right wheel runs faster than the left one at least part of the time.
     assert any(r > lft + 0.05 for lft, r in zip(left[-len(right):], right[-len(left):], strict=False))
     assert float(factory.pin(LEFT_FWD).state) == 0.0 and float(factory.pin(RIGHT_FWD).state) == 0.0
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--autopilot", "fast"], "--autopilot takes 'lane' or 'model FILE.tflite'"),
+    (["--autopilot", "model", "nope.tflite"], "no such file nope.tflite"),
+    (["--camera", "0"], "--camera and --pins are for --vehicle picar"),
+])
+def test_bad_car_options_are_one_clear_line(argv, says, capsys):
+    assert main(["drive", "--vehicle", "sim", "--script", "stop", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err
+
+
+def test_picar_without_a_camera_refuses_the_autopilot_with_the_reason(tmp_path, capsys):
+    code = main(["drive", "--vehicle", "picar", "--pins", "mock", "--camera", str(tmp_path / "missing.mp4"),
+                 "--script", "autopilot lane"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot open camera" in err and "\n" not in err
