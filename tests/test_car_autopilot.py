@@ -148,3 +148,18 @@ def test_saying_drive_means_the_lane_autopilot():
     vocab = Vocabulary.load("en")
     assert vocab.command_text(["drive"]) == "autopilot lane"
     assert parse_command(vocab.command_text(["self", "drive"]), "voice") == Command("autopilot", "lane", "voice")
+
+
+@pytest.mark.slow
+def test_a_recorded_autopilot_drive_replays_to_the_same_decisions(tmp_path, capsys):
+    """The recording names what `autopilot lane` starts (as a part, teach noise and its seed included): replay
+    rebuilds it and every decision matches."""
+    run = tmp_path / "run"
+    config = tmp_path / "teach.toml"
+    config.write_text("[car]\nteach_noise_deg_s = 12.0\n")
+    assert main(["drive", "--vehicle", "sim", "--fast", "--seed", "3", "--config", str(config), "--script",
+                 "autopilot lane; wait 3; stop", "--record", str(run), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(run), "--json"]) == 0
+    replayed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert replayed["decisions_match"], replayed["first_mismatch"]
