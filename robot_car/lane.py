@@ -265,6 +265,7 @@ class LaneBehaviour:
         #: the car off the centre line and the lane follower's way back (without it a cloned driver never sees a
         #: recovery and drifts off at its first error). The noise is zero-mean: the mean label stays the correction.
         self.teach_noise_deg_s = teach_noise_deg_s
+        self.seed = seed
         self._rng = np.random.default_rng([seed, 16])
         self._noise = 0.0
         self._noise_t_s: float | None = None
@@ -285,7 +286,7 @@ class LaneBehaviour:
                 "stop_labels": list(self.stop_labels), "stop_distance_cm": self.stop_distance_cm,
                 "clear_s": self.clear_s, "stale_s": self.stale_s, "speed_cm_s": self.speed_cm_s,
                 "min_score": self.min_score, "distortion": list(self.distortion), "unsure_below": self.unsure_below,
-                "stop_below": self.stop_below, "teach_noise_deg_s": self.teach_noise_deg_s}
+                "stop_below": self.stop_below, "teach_noise_deg_s": self.teach_noise_deg_s, "seed": self.seed}
 
     @classmethod
     def rebuild(cls, spec: dict) -> LaneBehaviour:
@@ -298,7 +299,7 @@ class LaneBehaviour:
                    min_score=spec["min_score"], distortion=tuple(spec.get("distortion", ())),
                    # recorded before the confidence gate: it never slowed or stopped for an unsure lane
                    unsure_below=spec.get("unsure_below", 0.0), stop_below=spec.get("stop_below", 0.0),
-                   teach_noise_deg_s=spec.get("teach_noise_deg_s", 0.0))
+                   teach_noise_deg_s=spec.get("teach_noise_deg_s", 0.0), seed=spec.get("seed", 0))
 
     @property
     def mode(self) -> str:

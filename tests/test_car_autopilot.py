@@ -122,3 +122,44 @@ def test_picar_on_mock_pins_follows_the_lane_in_a_video_file(tmp_path, monkeypat
     # In the left curve the right wheel runs faster than the left one at least part of the time.
     assert any(r > lft + 0.05 for lft, r in zip(left[-len(right):], right[-len(left):], strict=False))
     assert float(factory.pin(LEFT_FWD).state) == 0.0 and float(factory.pin(RIGHT_FWD).state) == 0.0
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--autopilot", "fast"], "--autopilot takes 'lane' or 'model FILE.tflite'"),
+    (["--autopilot", "model", "nope.tflite"], "no such file nope.tflite"),
+    (["--camera", "0"], "--camera and --pins are for --vehicle picar"),
+])
+def test_bad_car_options_are_one_clear_line(argv, says, capsys):
+    assert main(["drive", "--vehicle", "sim", "--script", "stop", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err
+
+
+def test_picar_without_a_camera_refuses_the_autopilot_with_the_reason(tmp_path, capsys):
+    code = main(["drive", "--vehicle", "picar", "--pins", "mock", "--camera", str(tmp_path / "missing.mp4"),
+                 "--script", "autopilot lane"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot open camera" in err and "\n" not in err
+
+
+def test_saying_drive_means_the_lane_autopilot():
+    from edgepilot.voice.vocabulary import Vocabulary
+
+    vocab = Vocabulary.load("en")
+    assert vocab.command_text(["drive"]) == "autopilot lane"
+    assert parse_command(vocab.command_text(["self", "drive"]), "voice") == Command("autopilot", "lane", "voice")
+
+
+@pytest.mark.slow
+def test_a_recorded_autopilot_drive_replays_to_the_same_decisions(tmp_path, capsys):
+    """The recording names what `autopilot lane` starts (as a part, teach noise and its seed included): replay
+    rebuilds it and every decision matches."""
+    run = tmp_path / "run"
+    config = tmp_path / "teach.toml"
+    config.write_text("[car]\nteach_noise_deg_s = 12.0\n")
+    assert main(["drive", "--vehicle", "sim", "--fast", "--seed", "3", "--config", str(config), "--script",
+                 "autopilot lane; wait 3; stop", "--record", str(run), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(run), "--json"]) == 0
+    replayed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert replayed["decisions_match"], replayed["first_mismatch"]

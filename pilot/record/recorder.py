@@ -137,6 +137,8 @@ class Recorder:
                 "attached": "before the run" if getattr(pilot, "start_s", None) is None else "during the first tick",
                 "clock": type(pilot.clock).__name__, "script": [command_dict(c) for c in script],
                 "follow_config": to_dict(pilot.follow_config), "behaviour": registry.describe(pilot.behaviour),
+                # what `autopilot MODE` would start, as parts: replay rebuilds the one the run started
+                "autopilots": {mode: registry.describe(make()) for mode, make in getattr(pilot, "autopilots", {}).items()},
                 "safety": to_dict(pilot.supervisor.config),
                 "handover_timeout_s": pilot.handover.timeout_s if getattr(pilot, "handover", None) else None,
             },

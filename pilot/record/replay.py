@@ -201,7 +201,9 @@ def replay_recording(folder: str | Path, on_frame: OnFrame | None = None, record
                       supervisor=Supervisor(kind, from_dict(SafetyConfig, spec["safety"])), max_ticks=max_ticks,
                       max_duration_s=spec["max_duration_s"], perceive=(lambda now: None) if spec["perceive"] else None,
                       follow_config=follow, behaviour=registry.rebuild(spec.get("behaviour")), out_dir=Path(photos),
-                      tap=checker, can_see=spec.get("can_see"), names=spec.get("names"))
+                      tap=checker, can_see=spec.get("can_see"), names=spec.get("names"),
+                      autopilots={mode: (lambda part=part: registry.rebuild(part))
+                                  for mode, part in (spec.get("autopilots") or {}).items()})
         if spec.get("handover_timeout_s") is not None:
             pilot.handover = HandOver(spec["handover_timeout_s"])
         pilot.seen = ReplaySlot(cursor)
