@@ -22,7 +22,9 @@ from edgepilot.sim.render import SimCamera
 from edgepilot.sim.vehicles import SimDrone
 from edgepilot.sim.world import World
 
-pytestmark = pytest.mark.slow
+# One browser and one live run for the module, its tests in order (each starts where the previous left the drone):
+# one xdist worker runs them all.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 TOKEN = "browser-test-token"
@@ -121,12 +123,13 @@ def moving(velocity) -> bool:
 def test_page_loads_with_the_token_and_shows_live_video_and_telemetry(browser, live):
     browser.get(live.url)
     wait_for(lambda: browser.execute_script("return window.cockpit.frames()") >= 3, what="video frames")
-    first = int(browser.find_element("id", "video").get_attribute("data-seq"))
+    seq = "return Number(document.getElementById('video').dataset.seq)"  # read in the page: the element may be redrawn
+    first = browser.execute_script(seq)
     ticks = browser.execute_script("return window.cockpit.state().ticks")
     time.sleep(0.6)
-    assert int(browser.find_element("id", "video").get_attribute("data-seq")) > first  # the picture changes
+    assert browser.execute_script(seq) > first  # the picture changes
     assert browser.execute_script("return window.cockpit.state().ticks") > ticks  # so does the telemetry
-    loop = browser.find_element("css selector", "td[data-field=loop]").text
+    loop = browser.execute_script("return document.querySelector('td[data-field=loop]').textContent")
     assert re.match(r"\d+\.\d Hz of 30", loop), loop
     browser.get(live.url.split("?")[0])  # the cookie from the first load is enough now
     wait_for(lambda: browser.execute_script("return window.cockpit.frames()") >= 1, what="video with the cookie")
