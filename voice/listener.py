@@ -133,6 +133,7 @@ class Transcriber:
         self.min_confidence = normal if self.config.min_confidence is None else self.config.min_confidence
         self.min_confidence_risky = max(self.min_confidence, risky if self.config.min_confidence_risky is None
                                         else self.config.min_confidence_risky)
+        self.fit_thresholds = recogniser.fit_thresholds
 
     def decide(self, words: tuple[str, ...], confidence: float, fit: float | None = None) -> tuple[Command | None,
                                                                                                    str]:
@@ -149,7 +150,7 @@ class Transcriber:
         needed = self.min_confidence_risky if risky else self.min_confidence
         if confidence < needed:
             return None, f"not sure enough ({confidence:.2f} < {needed:.2f})"
-        fit_needed = self.recogniser.fit_thresholds
+        fit_needed = self.fit_thresholds
         if fit_needed is not None and command.verb not in SAFE_WHEN_WRONG:
             least = fit_needed[1] if risky else fit_needed[0]
             if fit is None or fit < least:
