@@ -190,6 +190,9 @@ def main() -> int:
     parser.add_argument("--save", type=Path, help="keep what was heard in this JSON file")
     parser.add_argument("--load", type=Path, help="report on a file --save wrote, without decoding")
     parser.add_argument("--no-real", action="store_true", help="leave out the real-speech clips")
+    parser.add_argument("--every", type=int, default=1, help="every n-th phrase of each voice (a quicker table)")
+    parser.add_argument("--plain", action="store_true",
+                        help="PocketSphinx without the out-of-grammar paths (the decoder before issue 14)")
     parser.add_argument("--runs", nargs="+", default=["pocketsphinx:en", "vosk:ko"], help="engine:lang to run")
     parser.add_argument("--quick", action="store_true", help="no real-time latency runs")
     parser.add_argument("--noise-seeds", type=int, default=1,
@@ -211,9 +214,10 @@ def main() -> int:
         if args.load:
             results = json.loads(args.load.read_text(encoding="utf-8"))
         else:
-            jobs = voice_eval.voice_jobs() + ([] if args.no_real else voice_eval.real_speech_jobs())
+            jobs = voice_eval.voice_jobs(args.every) + ([] if args.no_real else voice_eval.real_speech_jobs())
             t0 = time.perf_counter()
-            results = voice_eval.decode_parallel(jobs, args.workers, "pocketsphinx")
+            engine = "pocketsphinx-plain" if args.plain else "pocketsphinx"
+            results = voice_eval.decode_parallel(jobs, args.workers, engine)
             print(f"decoded {len(jobs)} files in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             if args.save:
                 args.save.write_text(json.dumps(results), encoding="utf-8")

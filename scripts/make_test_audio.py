@@ -17,6 +17,9 @@ are no command and were never looked at while tuning, for every voice: scripts/b
 ``--voices DIR`` writes every command and out-of-grammar phrase in every voice of :data:`VOICE_GROUPS` (flite's
 voices, espeak-ng's English accents and variants at other speeds and pitches, flite voices sped up or pitched by sox)
 for scripts/bench_voice.py's per-voice-group table. Debian 12 has no MBROLA voice packages, so none are used.
+
+``--heldout-test`` writes tests/data/voice/heldout/: a few commands and out-of-grammar phrases in two voices that
+were never used for tuning (espeak-ng's Caribbean English and flite's awb sped up), for tests/test_voice_safety.py.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ ENGLISH = [
     ("land", "land"),
     ("stop", "stop"),
     ("hover", "stop"),
-    ("emergency", "emergency"),
     ("follow me", "follow me"),
     ("take a photo", "photo"),
     ("take a picture", "photo"),
@@ -102,6 +104,7 @@ NOT_COMMANDS = [
     "where is my coffee",
     "let us play a game",
     "good morning everybody",
+    "emergency",  # motors off only from the deliberate "emergency stop"
 ]
 # Not looked at while tuning: only in the held-out report.
 HELDOUT_NOT_COMMANDS = [
@@ -211,10 +214,21 @@ def speak(tool: str, arguments: list[str], text: str, path: Path):
     return read_wav(path)
 
 
-def write_voice_groups(out: Path) -> list[dict]:
+HELDOUT_TEST_VOICES = ("en-029", "awb-fast")
+HELDOUT_TEST_PHRASES = ("take off", "land", "stop", "go up fifty centimeters", "turn right ninety degrees",
+                        "fly forward one meter", "flip left", "go down thirty centimeters", "take a photo", "follow me",
+                        "go forward ten meters", "go up six hundred centimeters", "turn right four hundred degrees",
+                        "go up")
+
+
+def write_voice_groups(out: Path, voices: tuple[str, ...] | None = None,
+                       texts: tuple[str, ...] | None = None) -> list[dict]:
     manifest = []
     for group, label, tool, arguments in VOICE_GROUPS:
+        if voices is not None and label not in voices:
+            continue
         phrases = [(text, [command]) for text, command in ENGLISH] + [(text, []) for text in OUT_OF_GRAMMAR]
+        phrases = [(text, expected) for text, expected in phrases if texts is None or text in texts]
         for text, expected in phrases:
             kind = "clean" if expected else "oog"
             path = out / label / f"{slug(text)}.wav"
@@ -246,6 +260,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--heldout", type=Path, help="write the held-out voices and sentences here instead")
     parser.add_argument("--voices", type=Path, help="write every voice group's commands here instead")
+    parser.add_argument("--heldout-test", action="store_true", help="write tests/data/voice/heldout/ instead")
     args = parser.parse_args()
     tools = ("flite",) if args.heldout else ("flite", "espeak-ng", "sox")
     for tool in tools:
@@ -253,6 +268,13 @@ def main() -> int:
             print(f"make_test_audio: {tool} is missing (apt install {' '.join(tools)})", file=sys.stderr)
             return 1
     manifest: list[dict] = []
+    if args.heldout_test:
+        out = args.out / "heldout"
+        shutil.rmtree(out, ignore_errors=True)
+        manifest = write_voice_groups(out, HELDOUT_TEST_VOICES, HELDOUT_TEST_PHRASES)
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {len(manifest)} files to {out}")
+        return 0
     if args.voices:
         shutil.rmtree(args.voices, ignore_errors=True)
         manifest = write_voice_groups(args.voices)

@@ -29,7 +29,7 @@ TUNING_GROUPS = ("flite-tuned",)
 MOVES = {"up", "down", "left", "right", "forward", "back", "cw", "ccw", "flip", "speed"}
 
 
-def voice_jobs() -> list[dict]:
+def voice_jobs(every: int = 1) -> list[dict]:
     from voice_data import NOISES
 
     if not (VOICES / "manifest.json").is_file():
@@ -39,6 +39,8 @@ def voice_jobs() -> list[dict]:
     voices = list(dict.fromkeys(e["voice"] for e in entries))
     jobs = []
     for number, entry in enumerate(entries):
+        if number % every:
+            continue
         index = voices.index(entry["voice"])
         base = {"group": entry["group"], "voice": entry["voice"], "path": str(VOICES / entry["file"]),
                 "expected": entry["expected"], "set": entry["set"], "text": entry["text"]}
@@ -90,7 +92,12 @@ def decode(jobs: list[dict], engine: str = "pocketsphinx") -> list[dict]:
     from edgepilot.voice.listener import Transcriber
     from edgepilot.voice.vocabulary import Vocabulary
 
-    recogniser = make_recogniser(engine, Vocabulary.load("en"))
+    if engine == "pocketsphinx-plain":  # as before the out-of-grammar paths, for before/after tables
+        from edgepilot.voice.pocketsphinx_engine import PocketSphinxRecogniser
+
+        recogniser = PocketSphinxRecogniser(Vocabulary.load("en"), out_of_grammar=False)
+    else:
+        recogniser = make_recogniser(engine, Vocabulary.load("en"))
     babble = talkers() if any(j["condition"] == "babble" for j in jobs) else []
     out = []
     for job in jobs:

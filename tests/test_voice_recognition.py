@@ -216,7 +216,7 @@ def test_listen_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 1
     assert lines[0]["command"] == "up 50" and lines[0]["text"] == "go up fifty centimeters"
-    assert set(lines[0]) == {"file", "text", "command", "confidence", "t_speech_end", "t_emit"}
+    assert set(lines[0]) == {"file", "text", "command", "confidence", "t_speech_end", "t_emit", "reason"}
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -138,10 +138,10 @@ class Transcriber:
     def decide(self, words: tuple[str, ...], confidence: float, fit: float | None = None) -> tuple[Command | None,
                                                                                                    str]:
         if not words:
-            return None, "nothing recognised"
+            return None, "nothing recognised (no command fits the sound)"
         text = self.vocab.command_text(words)
         if text is None:
-            return None, "not a command"
+            return None, self.vocab.why_not(words)
         try:
             command = parse_command(text, source="voice")
         except CommandRejected as exc:
