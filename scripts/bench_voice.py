@@ -191,6 +191,7 @@ def main() -> int:
     parser.add_argument("--load", type=Path, help="report on a file --save wrote, without decoding")
     parser.add_argument("--no-real", action="store_true", help="leave out the real-speech clips")
     parser.add_argument("--every", type=int, default=1, help="every n-th phrase of each voice (a quicker table)")
+    parser.add_argument("--real-every", type=int, default=1, help="every n-th real clip")
     parser.add_argument("--plain", action="store_true",
                         help="PocketSphinx without the out-of-grammar paths (the decoder before issue 14)")
     parser.add_argument("--runs", nargs="+", default=["pocketsphinx:en", "vosk:ko"], help="engine:lang to run")
@@ -214,7 +215,8 @@ def main() -> int:
         if args.load:
             results = json.loads(args.load.read_text(encoding="utf-8"))
         else:
-            jobs = voice_eval.voice_jobs(args.every) + ([] if args.no_real else voice_eval.real_speech_jobs())
+            jobs = voice_eval.voice_jobs(args.every)
+            jobs += [] if args.no_real else voice_eval.real_speech_jobs(args.real_every)
             t0 = time.perf_counter()
             engine = "pocketsphinx-plain" if args.plain else "pocketsphinx"
             results = voice_eval.decode_parallel(jobs, args.workers, engine)

@@ -49,7 +49,7 @@ def voice_jobs(every: int = 1) -> list[dict]:
     return jobs
 
 
-def real_speech_jobs() -> list[dict]:
+def real_speech_jobs(every: int = 1) -> list[dict]:
     from voice_data import real_speech_root
 
     root = real_speech_root()
@@ -57,7 +57,7 @@ def real_speech_jobs() -> list[dict]:
         return []
     return [{"group": f"real {folder}", "voice": path.stem, "path": str(path), "expected": [], "set": "real",
              "text": "", "condition": "as recorded", "gain": 1.0}
-            for folder in ("no-command", "keywords") for path in sorted((root / folder).glob("*.flac"))]
+            for folder in ("no-command", "keywords") for path in sorted((root / folder).glob("*.flac"))[::every]]
 
 
 def talkers() -> list[np.ndarray]:
@@ -154,8 +154,8 @@ class Decider:
         t.fit_thresholds = thresholds[2:] if thresholds[2] is not None else None
         out = []
         for h in result["heard"]:
-            command, _ = t.decide(tuple(h["words"]), h["confidence"], h["fit"])
-            if command is not None:
+            command, _ = t.reading(tuple(h["words"]))
+            if command is not None and t.doubt(command, h["confidence"], h["fit"]) is None:
                 out.append(command.text)
         return out
 

@@ -18,6 +18,7 @@ speaker stops.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -137,26 +138,37 @@ class Transcriber:
 
     def decide(self, words: tuple[str, ...], confidence: float, fit: float | None = None) -> tuple[Command | None,
                                                                                                    str]:
+        command, reason = self.reading(words)
+        if command is None:
+            return None, reason
+        return (command, "") if (reason := self.doubt(command, confidence, fit)) is None else (None, reason)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - a few hundred phrases; the Transcriber lives as long as its user
+    def reading(self, words: tuple[str, ...]) -> tuple[Command | None, str]:
+        """The command these words are, or why they are none (whatever the confidence)."""
         if not words:
             return None, "nothing recognised (no command fits the sound)"
         text = self.vocab.command_text(words)
         if text is None:
             return None, self.vocab.why_not(words)
         try:
-            command = parse_command(text, source="voice")
+            return parse_command(text, source="voice"), ""
         except CommandRejected as exc:
             return None, str(exc)
+
+    def doubt(self, command: Command, confidence: float, fit: float | None) -> str | None:
+        """Why the engine is not sure enough of ``command`` to act on it, or None."""
         risky = is_risky(command, self.config)
         needed = self.min_confidence_risky if risky else self.min_confidence
         if confidence < needed:
-            return None, f"not sure enough ({confidence:.2f} < {needed:.2f})"
+            return f"not sure enough ({confidence:.2f} < {needed:.2f})"
         fit_needed = self.fit_thresholds
         if fit_needed is not None and command.verb not in SAFE_WHEN_WRONG:
             least = fit_needed[1] if risky else fit_needed[0]
             if fit is None or fit < least:
                 shown = "unknown" if fit is None else f"{fit:.1f}"
-                return None, f"sounds like speech that is no command (fit {shown} < {least:.1f})"
-        return command, ""
+                return f"sounds like speech that is no command (fit {shown} < {least:.1f})"
+        return None
 
     def _end_pause_frames(self, status: Status) -> int:
         seconds = {Status.COMPLETE: self.config.end_complete_s,
