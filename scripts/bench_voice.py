@@ -188,10 +188,15 @@ def main() -> int:
     parser.add_argument("--engines", action="store_true", help="the engine comparison (load, RTF, latency, RSS)")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes for the voice-group table")
     parser.add_argument("--save", type=Path, help="keep what was heard in this JSON file")
-    parser.add_argument("--load", type=Path, help="report on a file --save wrote, without decoding")
+    parser.add_argument("--load", type=Path, help="report on a file --save wrote, or on a --workdir (so far)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "scripts" / "cache" / "voice-eval-run",
+                        help="where the decoding workers write what they heard, file by file")
     parser.add_argument("--no-real", action="store_true", help="leave out the real-speech clips")
     parser.add_argument("--every", type=int, default=1, help="every n-th phrase of each voice (a quicker table)")
     parser.add_argument("--real-every", type=int, default=1, help="every n-th real clip")
+    parser.add_argument("--kws", action="store_true", help="measure PocketSphinx's keyphrase search for stop/land")
+    parser.add_argument("--thresholds", type=float, nargs=4, metavar=("CONF", "CONF_RISKY", "FIT", "FIT_RISKY"),
+                        help="decide under these thresholds instead of those the run shipped with")
     parser.add_argument("--plain", action="store_true",
                         help="PocketSphinx without the out-of-grammar paths (the decoder before issue 14)")
     parser.add_argument("--runs", nargs="+", default=["pocketsphinx:en", "vosk:ko"], help="engine:lang to run")
@@ -209,21 +214,31 @@ def main() -> int:
         engine, lang, listing = args.child.split(":", 2)
         print(json.dumps(run_engine(engine, lang, args.quick, Path(listing))))
         return 0
+    if args.kws:
+        import voice_eval
+
+        print(voice_eval.keyword_spotting(every=args.real_every))
+        return 0
     if not args.engines:
         import voice_eval
 
         if args.load:
-            results = json.loads(args.load.read_text(encoding="utf-8"))
+            results = (voice_eval.read_partial(args.load) if args.load.is_dir()
+                       else json.loads(args.load.read_text(encoding="utf-8")))
+            # The files --every / --real-every choose, so that runs of different sizes compare on the same files.
+            wanted = {(j["path"], j["condition"]) for j in voice_eval.voice_jobs(args.every)
+                      + voice_eval.real_speech_jobs(args.real_every)}
+            results = [r for r in results if (r["path"], r["condition"]) in wanted]
         else:
             jobs = voice_eval.voice_jobs(args.every)
             jobs += [] if args.no_real else voice_eval.real_speech_jobs(args.real_every)
             t0 = time.perf_counter()
             engine = "pocketsphinx-plain" if args.plain else "pocketsphinx"
-            results = voice_eval.decode_parallel(jobs, args.workers, engine)
+            results = voice_eval.decode_parallel(jobs, args.workers, engine, args.workdir)
             print(f"decoded {len(jobs)} files in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             if args.save:
                 args.save.write_text(json.dumps(results), encoding="utf-8")
-        print(voice_eval.report(results))
+        print(voice_eval.report(results, thresholds=tuple(args.thresholds) if args.thresholds else None))
         return 0
     reports = []
     for run in args.runs:

@@ -36,6 +36,9 @@ def voice_jobs(every: int = 1) -> list[dict]:
         subprocess.run([sys.executable, str(ROOT / "scripts" / "make_test_audio.py"), "--voices", str(VOICES)],
                        check=True, capture_output=True)
     entries = json.loads((VOICES / "manifest.json").read_text(encoding="utf-8"))
+    for entry in entries:  # caches made before 'emergency' alone stopped being a command (only "emergency stop" is)
+        if entry["text"] == "emergency":
+            entry.update(expected=[], set="oog")
     voices = list(dict.fromkeys(e["voice"] for e in entries))
     jobs = []
     for number, entry in enumerate(entries):
@@ -85,7 +88,9 @@ def job_audio(job: dict, babble: list[np.ndarray]) -> np.ndarray:
                SNR_DB)
 
 
-def decode(jobs: list[dict], engine: str = "pocketsphinx") -> list[dict]:
+def decode(jobs: list[dict], engine: str = "pocketsphinx", out: Path | None = None) -> list[dict]:
+    """What was heard in every job; with ``out``, each result is also appended there as a JSON line when it is done
+    (a long run can be reported on before it ends)."""
     from voice_data import chunks
 
     from edgepilot.voice.engines import make_recogniser
@@ -99,32 +104,43 @@ def decode(jobs: list[dict], engine: str = "pocketsphinx") -> list[dict]:
     else:
         recogniser = make_recogniser(engine, Vocabulary.load("en"))
     babble = talkers() if any(j["condition"] == "babble" for j in jobs) else []
-    out = []
+    done = []
     for job in jobs:
         heard = Transcriber(recogniser).run(chunks(job_audio(job, babble)))
-        out.append({**job, "heard": [{"words": list(h.words), "confidence": h.confidence,
-                                      "fit": h.detail.get("fit") if h.detail else None,
-                                      "command": h.command.text if h.command else None, "reason": h.reason}
-                                     for h in heard]})
-    return out
+        done.append({**job, "heard": [{"words": list(h.words), "confidence": h.confidence,
+                                       "fit": h.detail.get("fit") if h.detail else None,
+                                       "command": h.command.text if h.command else None, "reason": h.reason}
+                                      for h in heard]})
+        if out is not None:
+            with out.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(done[-1]) + "\n")
+    return done
 
 
-def decode_parallel(jobs: list[dict], workers: int, engine: str) -> list[dict]:
-    """Decode in ``workers`` processes of their own."""
-    import tempfile
+def decode_parallel(jobs: list[dict], workers: int, engine: str, workdir: Path) -> list[dict]:
+    """Decode in ``workers`` processes of their own, in an order that mixes every voice, noise and set (so that
+    :func:`read_partial` on ``workdir`` is a fair sample while the run goes on)."""
+    import zlib
 
-    with tempfile.TemporaryDirectory() as tmp:
-        procs = []
-        for k in range(workers):
-            path = Path(tmp) / f"jobs{k}.json"
-            path.write_text(json.dumps(jobs[k::workers]), encoding="utf-8")
-            procs.append((subprocess.Popen([sys.executable, __file__, str(path), engine]), path))
-        results = []
-        for proc, path in procs:
-            if proc.wait() != 0:
-                raise SystemExit(f"a decoding worker failed ({proc.returncode})")
-            results += json.loads(path.with_suffix(".out").read_text(encoding="utf-8"))
-    return results
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in workdir.glob("jobs*"):
+        old.unlink()
+    jobs = sorted(jobs, key=lambda j: zlib.crc32((j["path"] + j["condition"]).encode()))
+    procs = []
+    for k in range(workers):
+        path = workdir / f"jobs{k}.json"
+        path.write_text(json.dumps(jobs[k::workers]), encoding="utf-8")
+        procs.append(subprocess.Popen([sys.executable, __file__, str(path), engine]))
+    for proc in procs:
+        if proc.wait() != 0:
+            raise SystemExit(f"a decoding worker failed ({proc.returncode})")
+    return read_partial(workdir)
+
+
+def read_partial(workdir: Path) -> list[dict]:
+    """Every result the workers in ``workdir`` have written so far."""
+    return [json.loads(line) for path in sorted(workdir.glob("jobs*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # -- deciding again under other thresholds ---------------------------------------------------------------------------
@@ -200,10 +216,11 @@ def choose(results: list[dict], decider: Decider) -> tuple:
     return max(GRID, key=lambda t: objective(tally(results, decider, t)))
 
 
-def report(results: list[dict], engine: str = "pocketsphinx") -> str:
+def report(results: list[dict], engine: str = "pocketsphinx", thresholds: tuple | None = None) -> str:
     from voice_data import NOISES
 
     decider = Decider(engine)
+    results = [{**r, "expected": [], "set": "oog"} if r["text"] == "emergency" else r for r in results]  # voice_jobs
     lines = []
     groups = list(dict.fromkeys(r["group"] for r in results if r["set"] != "real"))
     conditions = ["quiet", *NOISES]
@@ -214,21 +231,23 @@ def report(results: list[dict], engine: str = "pocketsphinx") -> str:
         c = tally(rs, decider, thresholds)
         return f"{c['right']}/{c['n']} W{c['wrong']}"
 
-    lines.append("commands (right/n, W = files with a command that was not said), shipped thresholds")
+    shown = thresholds
+    lines.append("commands (right/n, W = files with a command that was not said), thresholds "
+                 + (str(thresholds) if thresholds else "the run's own"))
     lines.append(f"{'group':16}" + "".join(f"{c:>12}" for c in conditions) + f"{'all noise':>12}{'oog':>10}")
     for group in [*groups, "held out"]:
         rows = [r for r in results if r["set"] != "real"
                 and (r["group"] == group or (group == "held out" and r["group"] not in TUNING_GROUPS))]
-        cells = [cell([r for r in rows if r["condition"] == c and r["set"] == "clean"], None) for c in conditions]
-        noisy = cell([r for r in rows if r["condition"] != "quiet" and r["set"] == "clean"], None)
-        oog = cell([r for r in rows if r["set"] == "oog"], None)
+        cells = [cell([r for r in rows if r["condition"] == c and r["set"] == "clean"], shown) for c in conditions]
+        noisy = cell([r for r in rows if r["condition"] != "quiet" and r["set"] == "clean"], shown)
+        oog = cell([r for r in rows if r["set"] == "oog"], shown)
         lines.append(f"{group:16}" + "".join(f"{c:>12}" for c in cells) + f"{noisy:>12}{oog:>10}")
     real = [r for r in results if r["set"] == "real"]
     for group in dict.fromkeys(r["group"] for r in real):
-        c = tally([r for r in real if r["group"] == group], decider, None)
+        c = tally([r for r in real if r["group"] == group], decider, shown)
         lines.append(f"{group}: {c['n']} utterances, {c['commands']} commands in {c['wrong']} of them "
                      f"({c['moves']} with a move or takeoff, {c['emergency']} emergency)")
-        counts = Counter(h["command"] for r in real if r["group"] == group for h in r["heard"] if h["command"])
+        counts = Counter(c for r in real if r["group"] == group for c in decider.commands(r, shown))
         if counts:
             lines.append(f"   commands: {dict(counts)}")
     # Leave one voice group out: thresholds chosen on the others, scored on it.
@@ -240,8 +259,8 @@ def report(results: list[dict], engine: str = "pocketsphinx") -> str:
         t = choose(train, decider)
         c = tally(test, decider, t)
         lines.append(f"  {group:16} thresholds {t}: {c['commands_right']}/{c['commands_n']} right, {c['wrong']} wrong")
-    wrong = [(r["group"], r["voice"], r["condition"], r["text"], decider.commands(r, None)) for r in results
-             if r["set"] != "real" and outcome(r["expected"], decider.commands(r, None)) == "wrong"]
+    wrong = [(r["group"], r["voice"], r["condition"], r["text"], decider.commands(r, shown)) for r in results
+             if r["set"] != "real" and outcome(r["expected"], decider.commands(r, shown)) == "wrong"]
     for w in wrong:
         lines.append(f"  wrong: {w}")
     return "\n".join(lines)
@@ -249,5 +268,60 @@ def report(results: list[dict], engine: str = "pocketsphinx") -> str:
 
 if __name__ == "__main__":  # a decoding worker: jobs file, engine
     listing = Path(sys.argv[1])
-    done = decode(json.loads(listing.read_text(encoding="utf-8")), sys.argv[2])
-    listing.with_suffix(".out").write_text(json.dumps(done), encoding="utf-8")
+    decode(json.loads(listing.read_text(encoding="utf-8")), sys.argv[2], listing.with_suffix(".jsonl"))
+
+
+def keyword_spotting(thresholds: tuple[str, ...] = ("1e-20", "1e-40"), every: int = 1) -> str:
+    """PocketSphinx's keyphrase search for 'stop' and 'land' alone (not shipped: a measurement for issue 14): recall
+    on every voice's stop/land phrases in quiet and 13 dB rotor noise, and false triggers per 10 minutes of real
+    speech that is no command and of rotor noise alone."""
+    import tempfile
+
+    import pocketsphinx
+    from voice_data import chunks, noise, read_audio, seed_of, to_int16
+
+    jobs = [j for j in voice_jobs() if j["text"] in ("stop", "land", "land now")]
+    jobs += [{**j, "condition": "rotor"} for j in jobs if j["condition"] == "quiet"]
+    jobs = [j for j in jobs if j["condition"] in ("quiet", "rotor")]
+    real = real_speech_jobs(every)
+    rotor_only = to_int16(noise("rotor", 16000 * 600, seed_of("kws rotor")) * 300)  # 10 minutes
+    lines = []
+    dictionary = Path(pocketsphinx.get_model_path("en-us/cmudict-en-us.dict"))
+    for threshold in thresholds:
+        with tempfile.TemporaryDirectory() as tmp:
+            keys = Path(tmp) / "keys.txt"
+            keys.write_text(f"stop /{threshold}/\nland /{threshold}/\n", encoding="utf-8")
+            decoder = pocketsphinx.Decoder(lm=None, kws=str(keys), dict=str(dictionary), loglevel="FATAL")
+
+        def spot(samples: np.ndarray, decoder=decoder) -> list[str]:
+            decoder.start_utt()
+            found = []
+            for chunk in chunks(samples, 1600):
+                decoder.process_raw(np.ascontiguousarray(chunk, dtype="<i2").tobytes(), False, False)
+                if decoder.hyp() is not None:
+                    found.append(decoder.hyp().hypstr.strip())
+                    decoder.end_utt()
+                    decoder.start_utt()
+            decoder.end_utt()
+            return found
+
+        hits = Counter()
+        for job in jobs:
+            word = "stop" if job["text"] == "stop" else "land"
+            got = spot(job_audio(job, []))
+            hits[job["condition"], "n"] += 1
+            hits[job["condition"], "right"] += word in got
+            hits[job["condition"], "other"] += any(g != word for g in got)
+        seconds = 0.0
+        false = 0
+        for job in real:
+            samples = read_audio(Path(job["path"]))
+            seconds += len(samples) / 16000
+            false += len(spot(samples))
+        rotor_false = len(spot(rotor_only))
+        lines.append(f"threshold {threshold}: recall quiet {hits['quiet', 'right']}/{hits['quiet', 'n']}, "
+                     f"rotor {hits['rotor', 'right']}/{hits['rotor', 'n']} (other word too: "
+                     f"{hits['quiet', 'other'] + hits['rotor', 'other']}); false triggers per 10 min: real speech "
+                     f"{false * 600 / max(seconds, 1):.1f} ({false} in {seconds / 60:.1f} min), rotor noise "
+                     f"{rotor_false}")
+    return "\n".join(lines)

@@ -51,7 +51,10 @@ NBEST_TEMPERATURE = 100.0
 #: right; of 20 such sentences of the tuned voices, 1 still moves the drone. The held-out voices were seen while
 #: choosing (session 3), so they no longer measure these two numbers blind: scripts/bench_voice.py prints all sets.
 THRESHOLDS = (0.7, 0.85)
-FIT_THRESHOLDS = (-22.0, -19.0)
+#: Risky commands (emergency, flips, long moves and turns) need a fit of -12 (was -19): in real people's speech that is
+#: no command, 'emergency stop' (fit -15.7) and 'up 305' (-16.7) passed -19; at -12, of the right risky commands of
+#: every voice group 9 in 23 are dropped too (bench_voice.py, issue 14; chosen looking at those clips, so not blind).
+FIT_THRESHOLDS = (-22.0, -12.0)
 _FILLER = ("<", "[", "+")
 
 
