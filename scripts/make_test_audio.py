@@ -215,6 +215,8 @@ def speak(tool: str, arguments: list[str], text: str, path: Path):
 
 
 HELDOUT_TEST_VOICES = ("en-029", "awb-fast")
+# Halves of a phrase, to be joined across a pause (tests/test_voice_safety.py): (flite voice, text).
+PIECES = (("slt", "go up"), ("slt", "fifty centimeters"), ("kal16", "turn right"), ("kal16", "ninety degrees"))
 HELDOUT_TEST_PHRASES = ("take off", "land", "stop", "go up fifty centimeters", "turn right ninety degrees",
                         "fly forward one meter", "flip left", "go down thirty centimeters", "take a photo", "follow me",
                         "go forward ten meters", "go up six hundred centimeters", "turn right four hundred degrees",
@@ -272,6 +274,8 @@ def main() -> int:
         out = args.out / "heldout"
         shutil.rmtree(out, ignore_errors=True)
         manifest = write_voice_groups(out, HELDOUT_TEST_VOICES, HELDOUT_TEST_PHRASES)
+        for voice, text in PIECES:
+            flite(text, voice, out / "pieces" / f"{slug(text)}_{voice}.wav")
         (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {len(manifest)} files to {out}")
         return 0

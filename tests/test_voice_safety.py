@@ -137,3 +137,19 @@ def test_every_noise_type_is_unit_rms_and_seeded() -> None:
     for kind in NOISES:
         a, b = noise(kind, 16000, 7, talkers), noise(kind, 16000, 7, talkers)
         assert np.array_equal(a, b) and abs(np.sqrt(np.mean(a**2)) - 1) < 1e-6, kind
+
+
+@pytest.mark.parametrize(("first", "then", "command"), [
+    ("go_up_slt", "fifty_centimeters_slt", "up 50"),
+    ("turn_right_kal16", "ninety_degrees_kal16", "cw 90"),
+])
+def test_a_pause_inside_a_phrase_does_not_cut_it(sphinx, first: str, then: str, command: str) -> None:
+    """'go up ... fifty centimeters' with half a second between the halves is one command (it was cut after 'go up',
+    and 'fifty centimeters' alone became 'back 80'); after a long pause the halves are two non-commands; a whole
+    command is still emitted 0.15 s after the speech ends."""
+    a, b = (read_wav(HELDOUT / "pieces" / f"{name}.wav") for name in (first, then))
+    joined = heard(sphinx, padded(np.concatenate([a, np.zeros(8000, dtype=np.int16), b]), 2))
+    assert [h.command.text if h.command else h.reason for h in joined] == [command]
+    assert joined[0].t_emit - joined[0].t_speech_end < 0.2
+    apart = heard(sphinx, padded(np.concatenate([a, np.zeros(24000, dtype=np.int16), b]), 2))
+    assert [h.command for h in apart] == [None, None], [(h.words, h.reason) for h in apart]

@@ -112,7 +112,7 @@ def word_graph(vocab: Vocabulary, rejection_weight: float | None = None,
     land there instead of on the nearest command (the listener then says why it is none, Vocabulary.why_not): the
     numbers a slot refuses (out of range, off the steps) with their units, directions no command has
     (``[out_of_grammar] directions``), phrases of two words or more cut short before a slot ("go up", "turn right"),
-    and filler words before a command ("okay stop").
+    a number and its unit alone ("fifty centimeters"), and filler words before a command ("okay stop").
 
     With ``rejection_weight`` the graph also accepts a run of the language's rejection words, entered with that
     weight (relative to 1 for each command phrase), so ordinary speech has somewhere to go other than the nearest
@@ -137,6 +137,7 @@ def word_graph(vocab: Vocabulary, rejection_weight: float | None = None,
                 graph.arcs.append((ids[state_id], dst, None))
 
     begin = graph.START
+    bare_numbers: set[str] = set()
     if out_of_grammar and vocab.fillers:
         begin = graph.new_state()
         graph.arcs.append((graph.START, begin, None))
@@ -167,6 +168,15 @@ def word_graph(vocab: Vocabulary, rejection_weight: float | None = None,
                         add_number(choice.phrases, src, number_end)
                         for spoken, _ in choice.units:
                             graph.chain(number_end, spoken, dst)
+                    if out_of_grammar and element.name not in bare_numbers:
+                        # A number alone ("fifty centimeters", the rest of "go up ... fifty centimeters" after a long
+                        # pause): without it the decoder made it the nearest whole command ("back eighty").
+                        bare_numbers.add(element.name)
+                        for choice in element.choices:
+                            number_end = graph.new_state()
+                            add_number(choice.phrases, begin, number_end)
+                            for spoken, _ in choice.units:
+                                graph.chain(number_end, spoken, graph.FINAL)
                 src = dst
 
     if rejection_weight is not None and vocab.rejection_words:

@@ -52,7 +52,7 @@ class VoiceConfig:
     preroll_s: float = 0.3  # audio kept from before speech was detected, so the first sound is not cut
     end_complete_s: float = 0.15  # pause that ends an utterance that is a command nothing can follow
     end_extendable_s: float = 0.35  # ... a command that may go on ("up fifty" -> "up fifty five")
-    end_incomplete_s: float = 0.7  # ... words that are not a command yet
+    end_incomplete_s: float = 1.2  # ... words that are not a command yet ("go up ... fifty centimeters")
     max_utterance_s: float = 8.0
     feed_frames: int = 5  # hand audio to the recogniser 50 ms at a time
     trailing_s: float = 0.05  # pause after the last speech kept for the final pass (more only adds noise to decode)

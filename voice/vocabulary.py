@@ -120,6 +120,7 @@ class Vocabulary:
             raise InputError(f"{where}: missing {exc.args[0]!r}") from None
         self._longest_number = max(len(p) for p in self.number_phrases)
         self.words: frozenset[str] = frozenset(self._all_words())
+        self._unit_words = tuple(tuple(spoken for spoken, _ in units[slot]) for slot in NUMBER_SLOTS)
         self.rejection_words = frozenset(table.get("rejection", {}).get("words", ())) - self.words
         oog = table.get("out_of_grammar", {})
         self.other_directions = frozenset(oog.get("directions", ())) - self.words
@@ -301,10 +302,20 @@ class Vocabulary:
                     if status is Status.COMPLETE:
                         number = next(v for k, v in slots.items() if k in NUMBER_SLOTS)
                         return f"{said!r}: {self._refusal(command.means.format(**slots), number)}"
+        if self._is_number_alone(phrase):
+            return f"{said!r} says no command (for example 'go up fifty centimeters')"
         status, _ = self.read(phrase)
         if status is Status.PREFIX:
             return f"{said!r} is only the start of a command (for example 'go up fifty centimeters')"
         return f"{said!r} is no command"
+
+    def _is_number_alone(self, phrase: Phrase) -> bool:
+        for end in range(1, len(phrase) + 1):
+            if phrase[:end] in self.number_phrases:
+                rest = phrase[end:]
+                if not rest or any(rest == spoken for table in self._unit_words for spoken in table):
+                    return True
+        return False
 
     def _refusal(self, text: str, number: str) -> str:
         """Why the command ``text`` with the refused ``number`` ("10 meters") is none."""
