@@ -261,7 +261,7 @@ def report(results: list[dict], engine: str = "pocketsphinx", thresholds: tuple 
         lines.append(f"  {group:16} thresholds {t}: {c['commands_right']}/{c['commands_n']} right, {c['wrong']} wrong")
     wrong = [(r["group"], r["voice"], r["condition"], r["text"], decider.commands(r, shown)) for r in results
              if r["set"] != "real" and outcome(r["expected"], decider.commands(r, shown)) == "wrong"]
-    for w in wrong:
+    for w in dict.fromkeys(map(str, wrong)):
         lines.append(f"  wrong: {w}")
     return "\n".join(lines)
 
