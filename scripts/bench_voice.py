@@ -1,5 +1,15 @@
 #!/usr/bin/env python3
-"""Voice benchmark: per engine, model load time, accuracy on every test set, real-time factor, latency from the end
+"""Voice benchmark.
+
+Default: the speech team's table (scripts/voice_eval.py): every voice group (flite, espeak-ng accents and variants,
+perturbed flite voices; only flite's slt/kal16 were ever used for tuning) in quiet at three speaking levels and in
+rotor, wind, babble and fan noise 13 dB below the speech, phrases that are no valid command ("go forward ten
+meters"), real people's speech that holds no command (../shared/data/real-speech, if present), and thresholds chosen
+leaving one voice group out.
+
+    nice python scripts/bench_voice.py [--workers 2] [--save r.json | --load r.json]
+
+``--engines``: the engine comparison: per engine, model load time, accuracy on every test set, real-time factor, latency from the end
 of speech to the emitted command when streaming at real-time pace, and peak RSS. Each engine runs in its own process
 (so peak RSS is its own); the table is printed side by side at the end.
 
@@ -32,6 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
 HELDOUT = ROOT / "scripts" / "cache" / "voice-heldout"
 SETS = ROOT / "scripts" / "cache" / "voice-sets"
 TUNED, HELD_OUT = ("slt", "kal16"), ("awb", "rms")
@@ -174,6 +185,20 @@ def realtime_latencies(recogniser, entries: list[dict], tail_s: float) -> list[f
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", action="store_true", help="the engine comparison (load, RTF, latency, RSS)")
+    parser.add_argument("--workers", type=int, default=2, help="decoding processes for the voice-group table")
+    parser.add_argument("--save", type=Path, help="keep what was heard in this JSON file")
+    parser.add_argument("--load", type=Path, help="report on a file --save wrote, or on a --workdir (so far)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "scripts" / "cache" / "voice-eval-run",
+                        help="where the decoding workers write what they heard, file by file")
+    parser.add_argument("--no-real", action="store_true", help="leave out the real-speech clips")
+    parser.add_argument("--every", type=int, default=1, help="every n-th phrase of each voice (a quicker table)")
+    parser.add_argument("--real-every", type=int, default=1, help="every n-th real clip")
+    parser.add_argument("--kws", action="store_true", help="measure PocketSphinx's keyphrase search for stop/land")
+    parser.add_argument("--thresholds", type=float, nargs=4, metavar=("CONF", "CONF_RISKY", "FIT", "FIT_RISKY"),
+                        help="decide under these thresholds instead of those the run shipped with")
+    parser.add_argument("--plain", action="store_true",
+                        help="PocketSphinx without the out-of-grammar paths (the decoder before issue 14)")
     parser.add_argument("--runs", nargs="+", default=["pocketsphinx:en", "vosk:ko"], help="engine:lang to run")
     parser.add_argument("--quick", action="store_true", help="no real-time latency runs")
     parser.add_argument("--noise-seeds", type=int, default=1,
@@ -188,6 +213,32 @@ def main() -> int:
     if args.child:
         engine, lang, listing = args.child.split(":", 2)
         print(json.dumps(run_engine(engine, lang, args.quick, Path(listing))))
+        return 0
+    if args.kws:
+        import voice_eval
+
+        print(voice_eval.keyword_spotting(every=args.real_every))
+        return 0
+    if not args.engines:
+        import voice_eval
+
+        if args.load:
+            results = (voice_eval.read_partial(args.load) if args.load.is_dir()
+                       else json.loads(args.load.read_text(encoding="utf-8")))
+            # The files --every / --real-every choose, so that runs of different sizes compare on the same files.
+            wanted = {(j["path"], j["condition"]) for j in voice_eval.voice_jobs(args.every)
+                      + voice_eval.real_speech_jobs(args.real_every)}
+            results = [r for r in results if (r["path"], r["condition"]) in wanted]
+        else:
+            jobs = voice_eval.voice_jobs(args.every)
+            jobs += [] if args.no_real else voice_eval.real_speech_jobs(args.real_every)
+            t0 = time.perf_counter()
+            engine = "pocketsphinx-plain" if args.plain else "pocketsphinx"
+            results = voice_eval.decode_parallel(jobs, args.workers, engine, args.workdir)
+            print(f"decoded {len(jobs)} files in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            if args.save:
+                args.save.write_text(json.dumps(results), encoding="utf-8")
+        print(voice_eval.report(results, thresholds=tuple(args.thresholds) if args.thresholds else None))
         return 0
     reports = []
     for run in args.runs:

@@ -13,6 +13,13 @@ manifest.json lists every file with the commands it must give, in order, and the
 
 ``--heldout DIR`` instead writes voices that were never used for tuning (flite's awb and rms) plus sentences that
 are no command and were never looked at while tuning, for every voice: scripts/bench_voice.py reports them apart.
+
+``--voices DIR`` writes every command and out-of-grammar phrase in every voice of :data:`VOICE_GROUPS` (flite's
+voices, espeak-ng's English accents and variants at other speeds and pitches, flite voices sped up or pitched by sox)
+for scripts/bench_voice.py's per-voice-group table. Debian 12 has no MBROLA voice packages, so none are used.
+
+``--heldout-test`` writes tests/data/voice/heldout/: a few commands and out-of-grammar phrases in two voices that
+were never used for tuning (espeak-ng's Caribbean English and flite's awb sped up), for tests/test_voice_safety.py.
 """
 
 from __future__ import annotations
@@ -40,7 +47,6 @@ ENGLISH = [
     ("land", "land"),
     ("stop", "stop"),
     ("hover", "stop"),
-    ("emergency", "emergency"),
     ("follow me", "follow me"),
     ("take a photo", "photo"),
     ("take a picture", "photo"),
@@ -98,6 +104,7 @@ NOT_COMMANDS = [
     "where is my coffee",
     "let us play a game",
     "good morning everybody",
+    "emergency",  # motors off only from the deliberate "emergency stop"
 ]
 # Not looked at while tuning: only in the held-out report.
 HELDOUT_NOT_COMMANDS = [
@@ -111,6 +118,42 @@ HELDOUT_NOT_COMMANDS = [
     "sand",
     "shop",
     "turn the music down",
+]
+# Said by users, but no valid command: each must give none (the pilot answers with the reason instead).
+OUT_OF_GRAMMAR = [
+    "go forward ten meters",
+    "go up six hundred centimeters",
+    "fly back seven meters",
+    "turn right four hundred degrees",
+    "go up twenty three centimeters",
+    "go down ten centimeters",
+    "go sideways fifty centimeters",
+    "go up",
+    "turn right",
+    "flip",
+    "fly forward",
+    "speed two hundred",
+]
+# Voice groups (group, voice label, tool, arguments): the tool is flite, espeak-ng, or sox applied to a flite voice.
+VOICE_GROUPS = [
+    ("flite-tuned", "slt", "flite", ["slt"]),
+    ("flite-tuned", "kal16", "flite", ["kal16"]),
+    ("flite-other", "awb", "flite", ["awb"]),
+    ("flite-other", "rms", "flite", ["rms"]),
+    ("flite-other", "kal", "flite", ["kal"]),
+    ("espeak-us", "en-us", "espeak-ng", ["-v", "en-us"]),
+    ("espeak-us", "en-us+f3", "espeak-ng", ["-v", "en-us+f3", "-s", "150"]),
+    ("espeak-us", "en-us-nyc", "espeak-ng", ["-v", "en-us-nyc", "-s", "190"]),
+    ("espeak-uk", "en-gb", "espeak-ng", ["-v", "en-gb"]),
+    ("espeak-uk", "en-gb-scotland", "espeak-ng", ["-v", "en-gb-scotland"]),
+    ("espeak-uk", "en-gb-x-rp+f4", "espeak-ng", ["-v", "en-gb-x-rp+f4", "-p", "70"]),
+    ("espeak-uk", "en-gb-x-gbcwmd", "espeak-ng", ["-v", "en-gb-x-gbcwmd", "-s", "140"]),
+    ("espeak-other", "en-029", "espeak-ng", ["-v", "en-029"]),
+    ("espeak-other", "en+m3-slow", "espeak-ng", ["-v", "en+m3", "-s", "120", "-p", "30"]),
+    ("espeak-other", "en-gb-x-gbclan+klatt", "espeak-ng", ["-v", "en-gb-x-gbclan+klatt"]),
+    ("perturbed", "awb-fast", "sox", ["awb", "tempo", "1.2"]),
+    ("perturbed", "rms-high", "sox", ["rms", "pitch", "300"]),
+    ("perturbed", "slt-slow-low", "sox", ["slt", "tempo", "0.85", "pitch", "-250"]),
 ]
 LONG = [
     ["take off", "go up fifty centimeters", "turn right ninety degrees", "fly forward one meter", "land"],
@@ -153,6 +196,50 @@ def espeak_korean(text: str, path: Path):
     return read_wav(path)
 
 
+def speak(tool: str, arguments: list[str], text: str, path: Path):
+    """``text`` in one voice of :data:`VOICE_GROUPS`, as a 16 kHz mono WAV at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = path.with_suffix(".raw.wav")
+    if tool == "flite":
+        subprocess.run(["flite", "-voice", arguments[0], "-t", text, "-o", str(raw)], check=True)
+        effects: list[str] = []
+    elif tool == "espeak-ng":
+        subprocess.run(["espeak-ng", *arguments, "-w", str(raw), text], check=True)
+        effects = []
+    else:
+        subprocess.run(["flite", "-voice", arguments[0], "-t", text, "-o", str(raw)], check=True)
+        effects = arguments[1:]
+    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(path), *effects], check=True)
+    raw.unlink()
+    return read_wav(path)
+
+
+HELDOUT_TEST_VOICES = ("en-029", "awb-fast")
+# Halves of a phrase, to be joined across a pause (tests/test_voice_safety.py): (flite voice, text).
+PIECES = (("slt", "go up"), ("slt", "fifty centimeters"), ("kal16", "turn right"), ("kal16", "ninety degrees"))
+HELDOUT_TEST_PHRASES = ("take off", "land", "stop", "go up fifty centimeters", "turn right ninety degrees",
+                        "fly forward one meter", "flip left", "go down thirty centimeters", "take a photo", "follow me",
+                        "go forward ten meters", "go up six hundred centimeters", "turn right four hundred degrees",
+                        "go up")
+
+
+def write_voice_groups(out: Path, voices: tuple[str, ...] | None = None,
+                       texts: tuple[str, ...] | None = None) -> list[dict]:
+    manifest = []
+    for group, label, tool, arguments in VOICE_GROUPS:
+        if voices is not None and label not in voices:
+            continue
+        phrases = [(text, [command]) for text, command in ENGLISH] + [(text, []) for text in OUT_OF_GRAMMAR]
+        phrases = [(text, expected) for text, expected in phrases if texts is None or text in texts]
+        for text, expected in phrases:
+            kind = "clean" if expected else "oog"
+            path = out / label / f"{slug(text)}.wav"
+            speak(tool, arguments, text, path)
+            manifest.append({"file": str(path.relative_to(out)), "set": kind, "lang": "en", "expected": expected,
+                             "voice": label, "group": group, "text": text})
+    return manifest
+
+
 def write_english(out: Path, voices: tuple[str, ...], ood: list[str], manifest: list[dict], kind_ood: str = "ood",
                   commands: bool = True) -> None:
     def record(path: Path, kind: str, expected: list[str], **extra: object) -> None:
@@ -174,6 +261,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--heldout", type=Path, help="write the held-out voices and sentences here instead")
+    parser.add_argument("--voices", type=Path, help="write every voice group's commands here instead")
+    parser.add_argument("--heldout-test", action="store_true", help="write tests/data/voice/heldout/ instead")
     args = parser.parse_args()
     tools = ("flite",) if args.heldout else ("flite", "espeak-ng", "sox")
     for tool in tools:
@@ -181,6 +270,21 @@ def main() -> int:
             print(f"make_test_audio: {tool} is missing (apt install {' '.join(tools)})", file=sys.stderr)
             return 1
     manifest: list[dict] = []
+    if args.heldout_test:
+        out = args.out / "heldout"
+        shutil.rmtree(out, ignore_errors=True)
+        manifest = write_voice_groups(out, HELDOUT_TEST_VOICES, HELDOUT_TEST_PHRASES)
+        for voice, text in PIECES:
+            flite(text, voice, out / "pieces" / f"{slug(text)}_{voice}.wav")
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {len(manifest)} files to {out}")
+        return 0
+    if args.voices:
+        shutil.rmtree(args.voices, ignore_errors=True)
+        manifest = write_voice_groups(args.voices)
+        (args.voices / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {len(manifest)} files in {len(VOICE_GROUPS)} voices to {args.voices}")
+        return 0
     if args.heldout:
         out: Path = args.heldout
         shutil.rmtree(out, ignore_errors=True)

@@ -53,20 +53,25 @@ def score(recogniser, entries: list[Item]) -> tuple[int, int, list[str]]:
 
 
 @pytest.mark.slow
-def test_clean_commands_are_all_right(sphinx) -> None:
+def test_clean_commands_are_right_or_dropped(sphinx) -> None:
+    """Measured 31 of these 33: 'forward two meters' and 'flip right' are risky commands and fit free phones less
+    than the -12 a risky command now needs (issue 14: real speech that is no command passed -19 as 'emergency
+    stop')."""
     entries = list(items("clean", every=3))
     right, wrong, notes = score(sphinx, entries)
-    assert right == len(entries), notes  # all 100: 100 right (bench_voice.py)
+    assert wrong == 0, notes
+    assert right >= len(entries) - 2, notes
 
 
 @pytest.mark.slow
 def test_noisy_commands(sphinx) -> None:
-    """Pink noise 15 dB below the speech. Measured on all 100: see the README; far better than the 52 right before
-    the noise reduction and number grammar were reworked, but a few are still heard wrongly."""
+    """Pink noise 15 dB below the speech. Measured 35 of these 49 right, none wrong: the grammar's paths for what is
+    no command (issue 14) take confidence from commands in noise (it was 40 or more of 49 before them, with wrong
+    commands on other voices); bench_voice.py has the full table."""
     entries = list(items("noisy", every=2))
     right, wrong, notes = score(sphinx, entries)
     assert wrong <= 1, notes
-    assert right >= 0.8 * len(entries), notes
+    assert right >= 0.65 * len(entries), notes
 
 
 @pytest.mark.slow
@@ -216,7 +221,7 @@ def test_listen_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 1
     assert lines[0]["command"] == "up 50" and lines[0]["text"] == "go up fifty centimeters"
-    assert set(lines[0]) == {"file", "text", "command", "confidence", "t_speech_end", "t_emit"}
+    assert set(lines[0]) == {"file", "text", "command", "confidence", "t_speech_end", "t_emit", "reason"}
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -67,6 +67,79 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return noise / np.sqrt(np.mean(noise**2))
 
 
+def _unit(noise: np.ndarray) -> np.ndarray:
+    return noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
+
+
+def _lowpass(noise: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    spectrum = np.fft.rfft(noise)
+    freqs = np.fft.rfftfreq(len(noise), 1 / RATE)
+    return np.fft.irfft(spectrum / np.sqrt(1 + (freqs / cutoff_hz) ** 4), len(noise))
+
+
+def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Power falling 6 dB per octave above 20 Hz (a rumble)."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / RATE)
+    return _unit(np.fft.irfft(spectrum / np.maximum(freqs, 20.0), n))
+
+
+def _slow(n: int, rng: np.random.Generator, rate_hz: float) -> np.ndarray:
+    """A smooth random signal in [-1, 1] that changes about ``rate_hz`` times a second."""
+    knots = rng.uniform(-1, 1, int(n / RATE * rate_hz) + 3)
+    return np.interp(np.arange(n) / RATE * rate_hz, np.arange(len(knots)), knots)
+
+
+def rotor_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A quadcopter: blade-pass harmonics near 190 Hz whose pitch wobbles as the motors correct, over brown noise."""
+    t = np.arange(n) / RATE
+    f0 = rng.uniform(170, 210) * (1 + 0.03 * _slow(n, rng, 2.0))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    tone = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 16))
+    tone *= 1 + 0.2 * np.sin(2 * np.pi * rng.uniform(3, 6) * t)  # four rotors beating against each other
+    return _unit(_unit(tone) + brown_noise(n, rng))
+
+
+def wind_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Wind on a microphone: low rumble below ~300 Hz in gusts."""
+    gusts = 0.35 + 0.65 * (_slow(n, rng, 0.7) + 1) / 2
+    return _unit(_lowpass(rng.standard_normal(n), 300.0) * gusts)
+
+
+def fan_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A fan: broadband hiss rolling off above 2 kHz, with mains hum at 100, 200 and 300 Hz."""
+    t = np.arange(n) / RATE
+    hum = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) / k for k, f in enumerate((100, 200, 300), 1))
+    return _unit(_unit(_lowpass(pink_noise(n, rng), 2000.0)) + 0.5 * _unit(hum))
+
+
+def babble_noise(n: int, rng: np.random.Generator, talkers: list[np.ndarray]) -> np.ndarray:
+    """Several people talking at once: ``talkers`` (speech, int16) at random offsets, looped to length ``n``."""
+    mix = np.zeros(n)
+    for index in rng.choice(len(talkers), size=min(5, len(talkers)), replace=False):
+        speech = talkers[index].astype(np.float64)
+        speech = np.tile(speech, n // max(len(speech), 1) + 2)
+        start = int(rng.integers(0, len(speech) - n))
+        mix += _unit(speech[start:start + n])
+    return _unit(mix)
+
+
+NOISES = ("rotor", "wind", "babble", "fan")
+
+
+def noise(kind: str, n: int, seed: int, talkers: list[np.ndarray] | None = None) -> np.ndarray:
+    """Unit-RMS noise of one of :data:`NOISES` (or "pink"); babble needs ``talkers``."""
+    rng = np.random.default_rng(seed)
+    if kind == "babble":
+        return babble_noise(n, rng, talkers or [])
+    return {"rotor": rotor_noise, "wind": wind_noise, "fan": fan_noise, "pink": pink_noise}[kind](n, rng)
+
+
+def mix(samples: np.ndarray, noise_samples: np.ndarray, snr_db: float) -> np.ndarray:
+    """``samples`` with ``noise_samples`` (unit RMS, as long) ``snr_db`` below the speech, as int16."""
+    return to_int16(samples.astype(np.float64) + noise_samples * speech_rms(samples) / 10 ** (snr_db / 20))
+
+
 def speech_rms(samples: np.ndarray) -> float:
     """RMS over the voiced 20 ms frames (the loudest 60%), so leading/trailing silence does not lower it."""
     samples = samples.astype(np.float64)
@@ -144,3 +217,28 @@ def chunks(samples: np.ndarray, chunk: int = RATE // 50) -> Iterator[np.ndarray]
     """20 ms pieces, as the microphone and WavSource deliver them."""
     for start in range(0, len(samples), chunk):
         yield samples[start:start + chunk]
+
+
+def real_speech_root() -> Path | None:
+    """The shared folder of real people's speech that holds no command ($EDGEPILOT_REAL_SPEECH, or
+    ../shared/data/real-speech next to the repository or its parent), if present."""
+    import os
+
+    env = os.environ.get("EDGEPILOT_REAL_SPEECH")
+    repo = Path(__file__).resolve().parents[1]
+    candidates = [Path(env)] if env else [repo.parent / "shared" / "data" / "real-speech",
+                                          repo.parent.parent / "shared" / "data" / "real-speech"]
+    return next((c for c in candidates if (c / "no-command").is_dir()), None)
+
+
+def read_audio(path: Path) -> np.ndarray:
+    """Any audio file PyAV reads (FLAC, WAV, ...), as 16 kHz mono int16."""
+    import av
+
+    out = []
+    with av.open(str(path)) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        for frame in container.decode(audio=0):
+            out += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(out).astype("<i2") if out else np.zeros(0, dtype="<i2")

@@ -70,6 +70,27 @@ class WordGraph:
             src = nxt
         self.arcs.append((src, dst, words[-1]))
 
+    def accepts(self, words: Phrase) -> bool:
+        """Whether ``words`` is a whole path from START to FINAL (PocketSphinx returns the best partial path when no
+        path reaches the end)."""
+
+        def closure(states: set[int]) -> set[int]:
+            todo, seen = list(states), set(states)
+            while todo:
+                state = todo.pop()
+                for src, dst, word in self.arcs:
+                    if src == state and word is None and dst not in seen:
+                        seen.add(dst)
+                        todo.append(dst)
+            return seen
+
+        states = closure({self.START})
+        for word in words:
+            states = closure({dst for src, dst, w in self.arcs if src in states and w == word})
+            if not states:
+                return False
+        return self.FINAL in states
+
     def transitions(self, weights: dict[int, float] | None = None) -> list[tuple]:
         """(from, to, probability, word), or (from, to, probability) for an empty move, as PocketSphinx's
         ``create_fsg`` takes them; each state's outgoing probability is shared equally, or by ``weights`` (arc index
@@ -82,9 +103,16 @@ class WordGraph:
                 for i, (src, dst, word) in enumerate(self.arcs)]
 
 
-def word_graph(vocab: Vocabulary, rejection_weight: float | None = None) -> tuple[WordGraph, dict[int, float]]:
+def word_graph(vocab: Vocabulary, rejection_weight: float | None = None,
+               out_of_grammar: bool = False) -> tuple[WordGraph, dict[int, float]]:
     """Every command phrase as one word graph; at each number slot, the minimal automaton of the numbers that slot
     allows is copied in once per group of units (centimeters and meters allow different numbers).
+
+    With ``out_of_grammar`` the graph also holds what users say that is no valid command, so that the decoder can
+    land there instead of on the nearest command (the listener then says why it is none, Vocabulary.why_not): the
+    numbers a slot refuses (out of range, off the steps) with their units, directions no command has
+    (``[out_of_grammar] directions``), phrases of two words or more cut short before a slot ("go up", "turn right"),
+    a number and its unit alone ("fifty centimeters"), and filler words before a command ("okay stop").
 
     With ``rejection_weight`` the graph also accepts a run of the language's rejection words, entered with that
     weight (relative to 1 for each command phrase), so ordinary speech has somewhere to go other than the nearest
@@ -108,23 +136,49 @@ def word_graph(vocab: Vocabulary, rejection_weight: float | None = None) -> tupl
             if final:
                 graph.arcs.append((ids[state_id], dst, None))
 
+    begin = graph.START
+    bare_numbers: set[str] = set()
+    if out_of_grammar and vocab.fillers:
+        begin = graph.new_state()
+        graph.arcs.append((graph.START, begin, None))
+        for word in sorted(vocab.fillers):
+            graph.arcs.append((graph.START, begin, word))
     for spec in vocab.commands:
         for pattern in spec.patterns:
-            src = graph.START
+            src = begin
+            said = 0  # words before this element, at least
             for position, element in enumerate(pattern):
                 dst = graph.FINAL if position == len(pattern) - 1 else graph.new_state()
+                if out_of_grammar and said >= 2 and not isinstance(element, Literal):
+                    # The phrase cut short before a slot ("go up", "turn right"); not after one word: "up" or "go"
+                    # alone took the place of "stop" and "land".
+                    graph.arcs.append((src, graph.FINAL, None))
+                said += len(element.words) if isinstance(element, Literal) else 1
                 if isinstance(element, Literal):
                     graph.chain(src, element.words, dst)
                 elif isinstance(element, WordSlot):
                     for spoken, _ in element.choices:
                         graph.chain(src, spoken, dst)
+                    if out_of_grammar:
+                        for word in sorted(vocab.other_directions):
+                            graph.arcs.append((src, dst, word))
                 else:
-                    for choice in element.choices:
+                    for choice in element.choices + (element.rejected if out_of_grammar else ()):
                         number_end = graph.new_state()
                         add_number(choice.phrases, src, number_end)
                         for spoken, _ in choice.units:
                             graph.chain(number_end, spoken, dst)
+                    if out_of_grammar and element.name not in bare_numbers:
+                        # A number alone ("fifty centimeters", the rest of "go up ... fifty centimeters" after a long
+                        # pause): without it the decoder made it the nearest whole command ("back eighty").
+                        bare_numbers.add(element.name)
+                        for choice in element.choices:
+                            number_end = graph.new_state()
+                            add_number(choice.phrases, begin, number_end)
+                            for spoken, _ in choice.units:
+                                graph.chain(number_end, spoken, graph.FINAL)
                 src = dst
+
     if rejection_weight is not None and vocab.rejection_words:
         loop = graph.new_state()
         for word in sorted(vocab.rejection_words):

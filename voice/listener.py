@@ -18,6 +18,7 @@ speaker stops.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -51,7 +52,7 @@ class VoiceConfig:
     preroll_s: float = 0.3  # audio kept from before speech was detected, so the first sound is not cut
     end_complete_s: float = 0.15  # pause that ends an utterance that is a command nothing can follow
     end_extendable_s: float = 0.35  # ... a command that may go on ("up fifty" -> "up fifty five")
-    end_incomplete_s: float = 0.7  # ... words that are not a command yet
+    end_incomplete_s: float = 1.2  # ... words that are not a command yet ("go up ... fifty centimeters")
     max_utterance_s: float = 8.0
     feed_frames: int = 5  # hand audio to the recogniser 50 ms at a time
     trailing_s: float = 0.05  # pause after the last speech kept for the final pass (more only adds noise to decode)
@@ -133,29 +134,41 @@ class Transcriber:
         self.min_confidence = normal if self.config.min_confidence is None else self.config.min_confidence
         self.min_confidence_risky = max(self.min_confidence, risky if self.config.min_confidence_risky is None
                                         else self.config.min_confidence_risky)
+        self.fit_thresholds = recogniser.fit_thresholds
 
     def decide(self, words: tuple[str, ...], confidence: float, fit: float | None = None) -> tuple[Command | None,
                                                                                                    str]:
+        command, reason = self.reading(words)
+        if command is None:
+            return None, reason
+        return (command, "") if (reason := self.doubt(command, confidence, fit)) is None else (None, reason)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - a few hundred phrases; the Transcriber lives as long as its user
+    def reading(self, words: tuple[str, ...]) -> tuple[Command | None, str]:
+        """The command these words are, or why they are none (whatever the confidence)."""
         if not words:
-            return None, "nothing recognised"
+            return None, "nothing recognised (no command fits the sound)"
         text = self.vocab.command_text(words)
         if text is None:
-            return None, "not a command"
+            return None, self.vocab.why_not(words)
         try:
-            command = parse_command(text, source="voice")
+            return parse_command(text, source="voice"), ""
         except CommandRejected as exc:
             return None, str(exc)
+
+    def doubt(self, command: Command, confidence: float, fit: float | None) -> str | None:
+        """Why the engine is not sure enough of ``command`` to act on it, or None."""
         risky = is_risky(command, self.config)
         needed = self.min_confidence_risky if risky else self.min_confidence
         if confidence < needed:
-            return None, f"not sure enough ({confidence:.2f} < {needed:.2f})"
-        fit_needed = self.recogniser.fit_thresholds
+            return f"not sure enough ({confidence:.2f} < {needed:.2f})"
+        fit_needed = self.fit_thresholds
         if fit_needed is not None and command.verb not in SAFE_WHEN_WRONG:
             least = fit_needed[1] if risky else fit_needed[0]
             if fit is None or fit < least:
                 shown = "unknown" if fit is None else f"{fit:.1f}"
-                return None, f"sounds like speech that is no command (fit {shown} < {least:.1f})"
-        return command, ""
+                return f"sounds like speech that is no command (fit {shown} < {least:.1f})"
+        return None
 
     def _end_pause_frames(self, status: Status) -> int:
         seconds = {Status.COMPLETE: self.config.end_complete_s,

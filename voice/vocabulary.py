@@ -9,8 +9,10 @@ A number slot only offers the numbers that make a valid command with each unit, 
 20-500 cm, so "fifteen centimeters", "nine" and "ten meters" are not phrases at all), and, if the language file has
 ``[steps]``, only multiples of the step ("go up twenty five", not "go up twenty three"). The "-teen"/"-ty" pairs
 (nineteen/ninety) were PocketSphinx's commonest confusion in noise, and with steps of 5 most of them cannot occur.
-The price: a number outside the grammar is heard as the nearest phrase that is in it, or as nothing, instead of being
-refused with a reason.
+Beside the commands the recognisers may offer what users say that is no valid command (``[out_of_grammar]`` and
+:attr:`NumberSlot.rejected`: numbers out of range or off the steps, directions no command has, a phrase cut short),
+so that "go forward ten meters" is heard as itself rather than as the nearest command, and
+:meth:`Vocabulary.why_not` says why it is none ("ten meters is more than 500 cm").
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from edgepilot.voice.numbers import NumberWords, Phrase, format_number
 
 NUMBER_SLOTS = ("distance", "angle", "speed")
 _SLOT = re.compile(r"\{([a-z_]+)\}")
+#: pilot.grammar's range refusal: "distance must be 20-500 cm (Tello SDK range), got 1000".
+_RANGE = re.compile(r"must be ([\d.]+)-([\d.]+) (\S+) .*got ([-\d.]+)")
 _LANG_DIR = resources.files("edgepilot.voice").joinpath("lang")
 
 
@@ -64,6 +68,7 @@ class NumberSlot:
     name: str
     units: tuple[tuple[Phrase, str], ...]  # spoken unit (may be empty) -> grammar unit word
     choices: tuple[NumberChoice, ...]  # the units grouped by the numbers they allow
+    rejected: tuple[NumberChoice, ...] = ()  # the units grouped by the numbers they do not allow (out of range, steps)
 
 
 Element = Literal | WordSlot | NumberSlot
@@ -82,6 +87,12 @@ class Status(Enum):
     PREFIX = "prefix"  # may become one if the speaker goes on
     COMPLETE = "complete"  # a command, and nothing can follow
     EXTENDABLE = "extendable"  # a command, but more may follow ("up fifty" -> "up fifty five centimeters")
+
+
+def _said_often(phrase: Phrase, value: float) -> bool:
+    """The refused numbers offered to the recogniser: those of one or two words ("ten", "twenty three") and whole
+    hundreds ("six hundred"), not all 2,000 (the decoder would be five times slower)."""
+    return len(phrase) <= 2 or (value.is_integer() and value % 100 == 0)
 
 
 def available_languages() -> list[str]:
@@ -109,7 +120,11 @@ class Vocabulary:
             raise InputError(f"{where}: missing {exc.args[0]!r}") from None
         self._longest_number = max(len(p) for p in self.number_phrases)
         self.words: frozenset[str] = frozenset(self._all_words())
+        self._unit_words = tuple(tuple(spoken for spoken, _ in units[slot]) for slot in NUMBER_SLOTS)
         self.rejection_words = frozenset(table.get("rejection", {}).get("words", ())) - self.words
+        oog = table.get("out_of_grammar", {})
+        self.other_directions = frozenset(oog.get("directions", ())) - self.words
+        self.fillers = frozenset(oog.get("fillers", ())) - self.words
 
     def _valid_numbers(self, means: str, slot: str, slot_tables: dict[str, Any],
                        unit: str) -> tuple[tuple[Phrase, float], ...]:
@@ -145,6 +160,7 @@ class Vocabulary:
         slot_tables = {k: v for k, v in entry.items() if k not in ("say", "means")}
         means = str(entry["means"])
         numbers: dict[str, NumberSlot] = {}
+        often = [(p, v) for p, v in self.number_phrases.items() if _said_often(p, v)]
         patterns = []
         for text in entry["say"]:
             elements: list[Element] = []
@@ -159,7 +175,12 @@ class Vocabulary:
                         groups = tuple(NumberChoice.of(tuple(u for u in units[piece] if by_unit[u[1]] == allowed),
                                                        allowed)
                                        for allowed in dict.fromkeys(by_unit.values()) if allowed)
-                        numbers[piece] = NumberSlot(piece, units[piece], groups)
+                        refused = {unit: tuple(sorted((p, v) for p, v in often if p not in dict(allowed)))
+                                   for unit, allowed in by_unit.items()}
+                        rejected = tuple(NumberChoice.of(tuple(u for u in units[piece] if refused[u[1]] == values),
+                                                         values)
+                                         for values in dict.fromkeys(refused.values()) if values)
+                        numbers[piece] = NumberSlot(piece, units[piece], groups, rejected)
                     elements.append(numbers[piece])
                 elif piece in slot_tables:
                     choices = tuple((_phrase(k), str(v)) for k, v in slot_tables[piece].items())
@@ -195,9 +216,10 @@ class Vocabulary:
 
     # -- reading recognised words -------------------------------------------------------------------------------
 
-    def _walk(self, elements: Sequence[Element], words: Phrase, pos: int, slots: dict[str, str]) -> Iterator[
-            tuple[Status, dict[str, str]]]:
-        """Yield (COMPLETE, slots) for every full match and (PREFIX, {}) wherever the words run out mid-pattern."""
+    def _walk(self, elements: Sequence[Element], words: Phrase, pos: int, slots: dict[str, str],
+              refused: bool = False) -> Iterator[tuple[Status, dict[str, str]]]:
+        """Yield (COMPLETE, slots) for every full match and (PREFIX, {}) wherever the words run out mid-pattern.
+        ``refused``: number slots take the numbers they do not allow instead of those they do."""
         if not elements:
             if pos == len(words):
                 yield Status.COMPLETE, slots
@@ -209,20 +231,20 @@ class Vocabulary:
         if isinstance(head, Literal):
             n = len(head.words)
             if words[pos:pos + n] == head.words:
-                yield from self._walk(rest, words, pos + n, slots)
+                yield from self._walk(rest, words, pos + n, slots, refused)
             elif head.words[: len(words) - pos] == words[pos:]:
                 yield Status.PREFIX, {}
         elif isinstance(head, WordSlot):
             for spoken, meaning in head.choices:
                 n = len(spoken)
                 if words[pos:pos + n] == spoken:
-                    yield from self._walk(rest, words, pos + n, {**slots, head.name: meaning})
+                    yield from self._walk(rest, words, pos + n, {**slots, head.name: meaning}, refused)
                 elif spoken[: len(words) - pos] == words[pos:]:
                     yield Status.PREFIX, {}
         else:
             for end in range(pos + 1, min(len(words), pos + self._longest_number) + 1):
                 number = words[pos:end]
-                for choice in head.choices:
+                for choice in head.rejected if refused else head.choices:
                     if end == len(words) and number in choice.prefixes:
                         yield Status.PREFIX, {}
                     if number not in choice.phrases:
@@ -232,7 +254,7 @@ class Vocabulary:
                         n = len(spoken)
                         if words[end:end + n] == spoken:
                             value = f"{text} {unit}".strip()
-                            yield from self._walk(rest, words, end + n, {**slots, head.name: value})
+                            yield from self._walk(rest, words, end + n, {**slots, head.name: value}, refused)
                         elif spoken and spoken[: len(words) - end] == words[end:]:
                             yield Status.PREFIX, {}
 
@@ -241,7 +263,7 @@ class Vocabulary:
 
         Two different meanings for the same words (a badly written language file) count as not understood.
         """
-        phrase = tuple(words)
+        phrase = self._without_fillers(words)
         meanings: set[str] = set()
         prefix = False
         if phrase:
@@ -257,6 +279,57 @@ class Vocabulary:
         if not meanings and (prefix or not phrase):
             return Status.PREFIX, None
         return Status.NONE, None
+
+    def _without_fillers(self, words: Sequence[str]) -> Phrase:
+        phrase = tuple(words)
+        while phrase and phrase[0] in self.fillers:
+            phrase = phrase[1:]
+        return phrase
+
+    def why_not(self, words: Sequence[str]) -> str:
+        """Why words that :meth:`read` finds no command are none, in one line for the user."""
+        phrase = self._without_fillers(words)
+        said = " ".join(words)
+        if not phrase:
+            return "nothing recognised" if not words else f"{said!r} is no command"
+        if other := [w for w in phrase if w in self.other_directions]:
+            return f"{said!r}: no command goes {other[0]!r}"
+        for command in self.commands:
+            for pattern in command.patterns:
+                if not any(isinstance(element, NumberSlot) for element in pattern):
+                    continue
+                for status, slots in self._walk(pattern, phrase, 0, {}, refused=True):
+                    if status is Status.COMPLETE:
+                        number = next(v for k, v in slots.items() if k in NUMBER_SLOTS)
+                        return f"{said!r}: {self._refusal(command.means.format(**slots), number)}"
+        if self._is_number_alone(phrase):
+            return f"{said!r} says no command (for example 'go up fifty centimeters')"
+        status, _ = self.read(phrase)
+        if status is Status.PREFIX:
+            return f"{said!r} is only the start of a command (for example 'go up fifty centimeters')"
+        return f"{said!r} is no command"
+
+    def _is_number_alone(self, phrase: Phrase) -> bool:
+        for end in range(1, len(phrase) + 1):
+            if phrase[:end] in self.number_phrases:
+                rest = phrase[end:]
+                if not rest or any(rest == spoken for table in self._unit_words for spoken in table):
+                    return True
+        return False
+
+    def _refusal(self, text: str, number: str) -> str:
+        """Why the command ``text`` with the refused ``number`` ("10 meters") is none."""
+        try:
+            parse_command(text, source="voice")
+        except CommandRejected as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            if found := _RANGE.search(reason):
+                low, high, unit, value = found.groups()
+                side = f"more than {high} {unit}" if float(value) > float(high) else f"less than {low} {unit}"
+                return f"{number} is {side} (the range is {low}-{high} {unit})"
+            return reason
+        steps = ", ".join(f"{slot} in steps of {format_number(step)}" for slot, step in self.steps.items() if step)
+        return f"{number} is not offered ({steps})"
 
     def command_text(self, words: Sequence[str]) -> str | None:
         """The natural command text for exactly-one-command words, else None."""

@@ -26,23 +26,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realtime", action="store_true", help="play WAV files at real-time pace, like a microphone")
     parser.add_argument("--device", default=None, help="microphone: device index or part of its name")
     parser.add_argument("--json", action="store_true",
-                        help="one JSON line per command: file, text, command, confidence, t_speech_end, t_emit")
+                        help="one JSON line per utterance: file, text, command (null when not understood), "
+                             "confidence, t_speech_end, t_emit, reason (why not understood)")
     parser.add_argument("--min-confidence", type=float, default=None, metavar="P",
                         help="drop commands below this confidence, 0-1 (default: the engine's; risky commands "
                              "need at least the engine's risky threshold)")
 
 
 def _print(heard: Heard, as_json: bool) -> None:
-    if heard.command is None:
-        if heard.words:
-            print(f"not understood: {' '.join(heard.words)!r} ({heard.reason})", file=sys.stderr, flush=True)
-        return
+    """Every utterance: a command on stdout; not understood, with the reason, on stderr (both in JSON with --json)."""
     if as_json:
-        print(json.dumps(heard.to_json(), ensure_ascii=False), flush=True)
+        print(json.dumps({**heard.to_json(), "reason": heard.reason}, ensure_ascii=False), flush=True)
+        return
+    where = f"{heard.file}  " if heard.file and heard.file != "mic" else ""
+    if heard.command is None:
+        print(f"{where}{heard.t_speech_end:7.2f}s  not understood: {heard.reason}", file=sys.stderr, flush=True)
     else:
-        where = f"{heard.file}  " if heard.file and heard.file != "mic" else ""
         print(f"{where}{heard.t_speech_end:7.2f}s  {heard.command.text:<14} "
               f"\"{' '.join(heard.words)}\"  ({heard.confidence:.2f})", flush=True)
+
+
+def _nothing_heard(path: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"file": path, "text": "", "command": None, "reason": "no speech heard"}), flush=True)
+    else:
+        print(f"{path}: no speech heard", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +66,12 @@ def run(args: argparse.Namespace) -> int:
     transcriber = Transcriber(recogniser, config)
     if sources:
         for source in sources:
+            heard_any = False
             for heard in transcriber.run(source.chunks(), file=str(source.path)):
                 _print(heard, args.json)
+                heard_any = True
+            if not heard_any:
+                _nothing_heard(str(source.path), args.json)
         return 0
     device = int(args.device) if args.device is not None and args.device.isdigit() else args.device
     mic = MicSource(device=device)
