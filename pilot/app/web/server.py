@@ -16,7 +16,6 @@ import logging
 import struct
 import threading
 import time
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,8 @@ from aiohttp import WSMsgType, web
 
 from edgepilot.pilot.app.keys import SPEED_CM_S, YAW_DEG_S
 from edgepilot.pilot.app.status import RunStatus
-from edgepilot.pilot.app.web.access import COOKIE, Bind, host_allowed, origin_allowed, page_urls, token_ok
+from edgepilot.pilot.app.web.access import Bind
+from edgepilot.pilot.app.web.base import PageServer
 from edgepilot.pilot.app.web.video import FrameEncoder, Jpeg
 from edgepilot.pilot.core.errors import CommandRejected
 from edgepilot.pilot.core.grammar import parse_command
@@ -38,17 +38,8 @@ log = logging.getLogger(__name__)
 #: A teleop velocity lasts this long unless the page renews it (it sends every 0.1 s while a key is held).
 TELEOP_PULSE_S = 0.4
 STATE_PERIOD_S = 0.1
-STATIC = {"index.html": "text/html", "cockpit.js": "text/javascript", "cockpit.css": "text/css"}
 #: Commands any viewer may give, whoever holds control.
 ANYONE = ("stop",)
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # the first URL carries the token
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; connect-src 'self'; "
-                               "frame-ancestors 'none'",
-}
 
 
 class Viewer:
@@ -62,19 +53,19 @@ class Viewer:
         self.acked_seq = 0
 
 
-class Cockpit:
+class Cockpit(PageServer):
     """Start with :meth:`start` (returns the URLs to print), connect a run with :meth:`attach`, end with
     :meth:`stop`. ``stay_alive`` is false once a page pressed "end run"."""
 
+    STATIC = {"index.html": "text/html", "cockpit.js": "text/javascript", "cockpit.css": "text/css"}
+
     def __init__(self, bind: Bind, token: str, status: RunStatus | None = None, out_dir: Path | None = None) -> None:
-        self.bind = bind
-        self.token = token
+        super().__init__(bind, token)
         self.out_dir = out_dir or Path("out")
         self.status = status or RunStatus()
         self.end_requested = threading.Event()
         #: Why the page may not command anything (a replay), or None.
         self.read_only: str | None = None
-        self.port: int | None = None
         self.latency_s: list[float] = []  # frame ready (perception done) -> its bytes handed to the socket
         self.shown_s: list[float] = []  # frame ready -> the page's ack after showing it (includes the ack's trip)
         self._pilot: Pilot | None = None
@@ -83,11 +74,7 @@ class Cockpit:
         self._controller: int | None = None
         self._jpeg: Jpeg | None = None
         self._state_json = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
         self._broadcaster: asyncio.Task | None = None
-        self._thread: threading.Thread | None = None
-        self._files = {name: (resources.files(__package__) / "static" / name).read_bytes() for name in STATIC}
         self._encoder = FrameEncoder(self.status, self._jpeg_ready, lambda: bool(self._viewers))
 
     # -- the run's side -------------------------------------------------------------------------------------------
@@ -101,60 +88,27 @@ class Cockpit:
 
     def start(self) -> list[str]:
         """Listen (raises OSError if the address is taken) and return the URLs to open, token included."""
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            loop = self._loop = asyncio.new_event_loop()
-            try:
-                loop.run_until_complete(self._open())
-            except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
-                failure.append(exc)
-                loop.close()
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._close())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="web", daemon=True)
-        self._thread.start()
-        started.wait()
-        if failure:
-            raise failure[0]
+        urls = super().start()
         self._encoder.start()
-        return page_urls(self.bind, self.port or self.bind.port, self.token)
+        return urls
 
     def stop(self) -> None:
         """Tell the pages the run ended, close every connection and the server (idempotent)."""
-        if self._loop is None or self._thread is None:
-            return
         self._encoder.stop()
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5.0)
-        self._loop = None
+        super().stop()
 
     # -- server ---------------------------------------------------------------------------------------------------
-    async def _open(self) -> None:
-        app = web.Application(middlewares=[self._guard], client_max_size=16 * 1024)
-        app.router.add_get("/", self._index)
-        app.router.add_get("/favicon.ico", self._no_icon)
-        app.router.add_get("/static/{name}", self._static)
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/api/state", self._state)
         app.router.add_get("/api/history", self._history)
         app.router.add_post("/api/command", self._post_command)
         app.router.add_post("/api/end", self._post_end)
         app.router.add_get("/ws", self._websocket)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind.host, self.bind.port, reuse_address=True)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+
+    async def started(self) -> None:
         self._broadcaster = asyncio.get_running_loop().create_task(self._broadcast_state())
 
-    async def _close(self) -> None:
+    async def closing(self) -> None:
         if self._broadcaster is not None:
             self._broadcaster.cancel()
         self._publish_state()
@@ -163,40 +117,6 @@ class Cockpit:
         await asyncio.sleep(0.05)  # let the senders push the final state
         for viewer in list(self._viewers.values()):
             await viewer.ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
-        if not host_allowed(request.host):
-            return _refuse(403, "refused: the Host header does not name this computer")
-        given = request.query.get("token") or request.cookies.get(COOKIE) or _bearer(request)
-        if given is None:
-            return _refuse(401, "the cockpit needs its token: open the URL edgepilot printed (…/?token=…)")
-        if not token_ok(self.token, given):
-            return _refuse(403, "wrong token: open the URL edgepilot printed for this run")
-        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
-        if (request.method == "POST" or websocket) and not origin_allowed(request.headers.get("Origin"),
-                                                                          request.host):
-            return _refuse(403, "refused: a page from another origin may not control this vehicle")
-        response = await handler(request)
-        if not websocket:
-            response.headers.update(HEADERS)
-            if request.query.get("token") and request.cookies.get(COOKIE) != self.token:
-                response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
-        return response
-
-    async def _index(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._files["index.html"], content_type="text/html")
-
-    async def _no_icon(self, request: web.Request) -> web.Response:
-        return web.Response(status=204)
-
-    async def _static(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in STATIC:
-            raise web.HTTPNotFound()
-        return web.Response(body=self._files[name], content_type=STATIC[name])
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.status.snapshot())
@@ -401,12 +321,3 @@ class Cockpit:
                         self.latency_s.append(time.perf_counter() - jpeg.frame_ready_s)
         except (ConnectionError, RuntimeError):
             pass  # the page went away: the reader ends the connection
-
-
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else None
-
-
-def _refuse(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text + "\n", headers={"Cache-Control": "no-store"})
