@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark the control loop in real time: a 30 Hz loop driving the simulated drone with its camera rendered every
-tick, for --seconds; with --full also the whole product loop: speech recognition streaming the demo's spoken commands
-at real-time pace on its own thread (PocketSphinx, and Vosk with the Korean model from PyPI), face + person detection,
-tracking and the follow behaviour on every frame.
+tick, for --seconds; with --full also the whole product loop: face + person detection, tracking and the follow
+behaviour on every frame, without speech and with speech recognition streaming the demo's spoken commands at
+real-time pace (PocketSphinx, and Vosk with the Korean model from PyPI), its recogniser on a thread of this process
+or in a process of its own (what ``fly --voice`` does).
 
 Each configuration runs in its own process so its peak RSS is its own. Prints achieved rate, overruns, period jitter
 (median / p99 of |period - 1/hz|), per-tick work time, peak RSS, and the renderer's own fps for both vehicles at
@@ -38,7 +39,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _voice(engine: str) -> object:
+def _voice(engine: str, process: bool) -> object:
     """A listener streaming the demo's speech at real-time pace (Vosk gets the Korean model: the only one here)."""
     from edgepilot.pilot.app.demo import demo_speech
     from edgepilot.voice.listener import VoiceListener
@@ -51,17 +52,17 @@ def _voice(engine: str) -> object:
         out.setframerate(rate)
         out.writeframes(audio.tobytes())
     lang = "ko" if engine == "vosk" else "en"
-    return VoiceListener(str(path), engine=engine, lang=lang, realtime=True)
+    return VoiceListener(str(path), engine=engine, lang=lang, realtime=True, process=process)
 
 
-def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None) -> dict:
+def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None, process: bool = False) -> dict:
     world = World.build(0, "drone", people=0).with_people(
         Person.create("alice", [(200, 0), (200, 200), (500, 200), (500, -200), (200, -200)], speed_cm_s=40.0,
                       start_s=3.0, mode="loop", seed=1))
     drone = SimDrone()
     camera = SimCamera(world, drone)
     perception = None
-    listener = _voice(engine) if engine else None
+    listener = _voice(engine, process) if engine else None
     if full:
         from edgepilot.vision.pipeline import Perception
 
@@ -91,7 +92,8 @@ def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None) -
     stats = result.loop
     mode = "render only"
     if full:
-        mode = f"full: render + face/person detect + track + follow + {engine or 'no'} speech"
+        mode = f"full: render + face/person detect + track + follow + {engine or 'no'} speech" + (
+            " (recogniser in its own process)" if process else " (recogniser on a thread)" if engine else "")
     return {
         "mode": mode,
         "heard": heard,
@@ -116,8 +118,9 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one configuration, JSON on stdout
     args = parser.parse_args()
     if args.child:
-        full, engine = args.child != "render", (args.child if args.child in ("vosk", "pocketsphinx") else None)
-        print(json.dumps(loop_run(args.seconds, args.hz, full, engine)))
+        name, _, where = args.child.partition("-")
+        full, engine = args.child != "render", (name if name in ("vosk", "pocketsphinx") else None)
+        print(json.dumps(loop_run(args.seconds, args.hz, full, engine, process=where == "process")))
         return 0
 
     print("renderer, one OpenCV thread, 640x480, 300 frames:")
@@ -126,7 +129,8 @@ def main() -> int:
         print(f"  {kind:5}: median {r['median_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms  -> {r['fps']:.0f} fps "
               f"({r['fps'] / args.hz:.1f}x the {args.hz:g} Hz loop)")
     runs = []
-    for child in ["render"] + (["pocketsphinx", "vosk"] if args.full else []):
+    full = ["full", "pocketsphinx", "pocketsphinx-process", "vosk", "vosk-process"]
+    for child in ["render"] + (full if args.full else []):
         proc = subprocess.run([sys.executable, __file__, "--child", child, "--seconds", str(args.seconds),
                                "--hz", str(args.hz)], capture_output=True, text=True, check=True)
         runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -203,11 +203,14 @@ def test_pocketsphinx_has_no_korean() -> None:
         make_recogniser("pocketsphinx", Vocabulary.load("ko"))
 
 
-def test_listener_thread_publishes_commands(tmp_path: Path) -> None:
+@pytest.mark.parametrize("process", [False, True], ids=["thread", "process"])
+def test_listener_publishes_commands(tmp_path: Path, process: bool) -> None:
+    """On a thread, or (as ``fly --voice`` does) with the recogniser in a process of its own: the same commands."""
     item = next(i for i in items("long") if i.name == "long/session2_kal16.wav")
     write_wav(tmp_path / "session2_kal16.wav", item.samples)
     heard = []
-    with VoiceListener(str(tmp_path / "session2_kal16.wav"), engine="pocketsphinx", realtime=False) as voice:
+    with VoiceListener(str(tmp_path / "session2_kal16.wav"), engine="pocketsphinx", realtime=False,
+                       process=process) as voice:
         voice.start(lambda command, info: heard.append((command, info)))
         voice.join(timeout=60)
     assert [c.text for c, _ in heard] == item.expected

@@ -301,11 +301,14 @@ class VoiceListener:
     """
 
     def __init__(self, source_spec: str, engine: str | None = None, lang: str = "en", model: str | Path | None = None,
-                 realtime: bool = True, config: VoiceConfig | None = None) -> None:
+                 realtime: bool = True, config: VoiceConfig | None = None, process: bool = False) -> None:
         self.recogniser = make_recogniser(engine, Vocabulary.load(lang), model)
         self.source = open_source(source_spec, realtime=realtime)
         self.source_spec = source_spec
         self.config = config
+        #: Decode in a process of its own (audio in, what was heard out): a decode holds Python's lock for up to a
+        #: second, which would shake a control loop in this process. The source (and muting) stay here.
+        self._engine = (engine, lang, model) if process else None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.error: BaseException | None = None
@@ -321,12 +324,15 @@ class VoiceListener:
         self._thread.start()
 
     def _run(self, on_command: Callable[[Command, dict], None], on_drop: Callable[[dict], None] | None) -> None:
-        transcriber = Transcriber(self.recogniser, self.config)
         try:
-            for heard in transcriber.run(self._chunks(), file=self.source_spec):
-                info = {**heard.to_json(), "reason": heard.reason}
-                if heard.command is not None:
-                    on_command(heard.command, info)
+            if self._engine is None:
+                heard_all = ((h.command, {**h.to_json(), "reason": h.reason})
+                             for h in Transcriber(self.recogniser, self.config).run(self._chunks(), file=self.source_spec))
+            else:
+                heard_all = self._heard_in_process()
+            for command, info in heard_all:
+                if command is not None:
+                    on_command(command, info)
                 elif on_drop is not None:
                     on_drop(info)
         except EdgepilotError as exc:
@@ -337,6 +343,55 @@ class VoiceListener:
             log.exception("voice stopped by an unexpected error")
         finally:
             self.source.close()
+
+    def _heard_in_process(self) -> Iterator[tuple[Command | None, dict]]:
+        """What the recogniser process heard; this thread's feeder sends it the audio as it comes."""
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")  # no fork: this process has threads (camera, perception, link)
+        audio_out, audio_in = ctx.Pipe(duplex=False)
+        heard_out, heard_in = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_recognise, args=(audio_out, heard_in, *self._engine, self.config, self.source_spec),
+                            name="edgepilot-voice", daemon=True)
+        child.start()
+        audio_out.close()
+        heard_in.close()
+
+        def feed() -> None:
+            try:
+                for chunk in self._chunks():
+                    audio_in.send(chunk)
+                audio_in.send(None)
+            except (BrokenPipeError, OSError):
+                pass  # the recogniser stopped; its error comes through the other pipe
+
+        feeder = threading.Thread(target=feed, name="voice-feed", daemon=True)
+        feeder.start()
+        try:
+            while True:
+                try:
+                    message = heard_out.recv()
+                except EOFError:
+                    child.join(timeout=2.0)
+                    if child.exitcode not in (0, None):
+                        raise EdgepilotError(f"the speech recogniser process stopped (exit {child.exitcode})") from None
+                    return
+                if message is None:
+                    return
+                if isinstance(message, str):
+                    raise EdgepilotError(message)
+                yield message
+        finally:
+            self._stop.set()
+            try:
+                audio_in.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            child.join(timeout=5.0)
+            if child.is_alive():
+                child.kill()
+            audio_in.close()
+            heard_out.close()
 
     def _chunks(self) -> Iterator[np.ndarray]:
         for chunk in self.source.chunks():
@@ -364,3 +419,30 @@ class VoiceListener:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self.join(timeout=5.0)
+
+
+def _recognise(audio: object, heard: object, engine: str | None, lang: str, model: str | Path | None,
+               config: VoiceConfig | None, file: str) -> None:
+    """The recogniser process: audio chunks in (None ends them), ``(command, info)`` out, then None; an error is
+    sent as its one-line text."""
+    logging.basicConfig(level=logging.WARNING)
+
+    def chunks() -> Iterator[np.ndarray]:
+        while True:
+            try:
+                chunk = audio.recv()
+            except EOFError:
+                return
+            if chunk is None:
+                return
+            yield chunk
+
+    try:
+        transcriber = Transcriber(make_recogniser(engine, Vocabulary.load(lang), model), config)
+        for h in transcriber.run(chunks(), file=file):
+            heard.send((h.command, {**h.to_json(), "reason": h.reason}))
+        heard.send(None)
+    except EdgepilotError as exc:
+        heard.send(str(exc))
+    except Exception as exc:  # noqa: BLE001 - the parent reports it in one line
+        heard.send(f"the speech recogniser failed: {type(exc).__name__}: {exc}")

@@ -248,7 +248,7 @@ def _run(args: argparse.Namespace, signals: ExitSignals) -> int:
         if args.voice:  # load the speech model and open the source first: a missing model moves nothing
             from edgepilot.voice.listener import VoiceListener
 
-            listener = VoiceListener(args.voice, engine=args.engine, lang=args.lang)
+            listener = VoiceListener(args.voice, engine=args.engine, lang=args.lang, process=True)
             stack.callback(listener.stop)
         detect = _detector(args, script, faces_dir, stack)
         autopilot = car_run.wants_autopilot(args, script)
