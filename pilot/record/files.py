@@ -115,7 +115,11 @@ class JsonlWriter:
         self.block = False
         self.dropped = 0
         self.error: BaseException | None = None
-        self._files = {name: open(folder / name, "a", encoding="utf-8") for name in names}  # noqa: SIM115
+        # Large buffers: the files reach the disk together, at each sync, never one ahead of another (a default 8 kB
+        # buffer let the ticks spill to disk while the commands of those ticks waited: a killed run then replayed a
+        # command the recording did not have). The ticks, which bound a replay, are synced last.
+        self._files = {name: open(folder / name, "a", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
+                       for name in sorted(names, key=lambda n: n == TICKS)}
         self._queue: queue.Queue[tuple[str, dict] | None] = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="recorder-jsonl", daemon=True)
         self._thread.start()
