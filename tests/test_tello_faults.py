@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from edgepilot.drone.tello import MOTIONS, TelloConfig, TelloVehicle
 from edgepilot.pilot.core.errors import InputError, VehicleError
@@ -359,15 +360,6 @@ def connect_loopback(emulator: TelloEmulator, **config) -> TelloVehicle:
     return TelloVehicle(TelloConfig(host="127.0.0.1", port=emulator.address[1], video=False, **config)).connect()
 
 
-def wait_for(condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_a_late_reply_never_answers_the_next_command(loopback):
     """'forward 50' times out; its 'ok' comes while 'land' is in flight, with the drone still well above the floor. It
     must not be taken for land's answer: the backend believes it landed only once the drone has."""
@@ -378,9 +370,9 @@ def test_a_late_reply_never_answers_the_next_command(loopback):
     vehicle = connect_loopback(emulator, reply_margin_s=0.5)
     try:
         vehicle.execute(Command("takeoff"))
-        assert wait_for(lambda: not vehicle.busy())
+        assert wait_until(lambda: not vehicle.busy(), 10.0)
         vehicle.execute(Command("forward", 50))
-        assert wait_for(lambda: "command_timeout" in [e.type for e in vehicle.poll_events()], 5.0)
+        assert wait_until(lambda: "command_timeout" in [e.type for e in vehicle.poll_events()], 5.0)
         with pytest.raises(VehicleError, match="out of step|checking the link"):
             vehicle.execute(Command("cw", 90))  # no move while replies may still be owed
         vehicle.execute(Command("land"))
@@ -392,7 +384,7 @@ def test_a_late_reply_never_answers_the_next_command(loopback):
                 return True
             return False
 
-        assert wait_for(watch, 10.0)
+        assert wait_until(watch, 10.0)
         assert believed_down["z"] == 0, "the late 'ok' of the move was taken as land's"
         assert "late_reply" in [e.type for e in vehicle.poll_events()], "the late 'ok' came during the landing"
         assert emulator.faults_of("reply_late")
@@ -407,10 +399,10 @@ def test_a_duplicate_ok_does_not_finish_the_next_move_early(loopback):
     vehicle = connect_loopback(emulator)
     try:
         vehicle.execute(Command("takeoff"))
-        assert wait_for(lambda: not vehicle.busy())
+        assert wait_until(lambda: not vehicle.busy(), 10.0)
         started = time.monotonic()
         vehicle.execute(Command("up", 40))  # the takeoff's second 'ok' arrives while this is in flight
-        assert wait_for(lambda: not vehicle.busy())
+        assert wait_until(lambda: not vehicle.busy(), 10.0)
         assert time.monotonic() - started > 0.5, "up 40 at 50 cm/s takes most of a second"
         assert emulator.drone_state()["z_cm"] == pytest.approx(120, abs=3)
         assert "stray_reply" in [e.type for e in vehicle.poll_events()]
@@ -426,7 +418,7 @@ def test_unknown_counts_as_airborne_until_state_has_disagreed_for_a_second(loopb
         emulator.faults.drop_replies = True
         vehicle.execute(Command("takeoff"))  # its answer will never come
         assert vehicle.telemetry().flying, "a takeoff sent and not answered counts as airborne"
-        assert wait_for(lambda: emulator.drone_state()["flying"] and not emulator.drone_state()["busy"])
+        assert wait_until(lambda: emulator.drone_state()["flying"] and not emulator.drone_state()["busy"], 10.0)
         emulator.faults.drop_replies = False
         vehicle.close()  # lands although no takeoff was ever acknowledged
         assert not emulator.drone_state()["flying"]

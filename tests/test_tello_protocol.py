@@ -13,6 +13,7 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from waiting import wait_until
 
 from edgepilot.drone.tello import TelloConfig, TelloVehicle, sdk_text
 from edgepilot.drone.tello_link import TelloLink
@@ -133,15 +134,6 @@ def no_thread_named(*names: str) -> bool:
     return not [t for t in threading.enumerate() if t.name in names and t.is_alive()]
 
 
-def wait_until(condition, timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @pytest.fixture
 def fake_drone():
     """A socket standing in for the drone at 127.0.0.1, and one at another address (127.0.0.2) that is not it."""
@@ -171,23 +163,23 @@ def test_link_sends_queues_replies_and_survives_any_state_datagram(fake_drone):
         drone.sendto(b"87\r\n", ("127.0.0.1", CONTROL_PORT))
         stranger.sendto(b"ok", ("127.0.0.1", CONTROL_PORT))  # not from the drone: ignored
         replies = []
-        assert wait_until(lambda: replies.extend(link.take_replies()) or len(replies) >= 2)
+        assert wait_until(lambda: replies.extend(link.take_replies()) or len(replies) >= 2, 3.0)
         assert [r.data for r in replies] == [b"ok", b"87\r\n"]
-        assert wait_until(lambda: link.foreign_datagrams >= 1)
+        assert wait_until(lambda: link.foreign_datagrams >= 1, 3.0)
         assert link.take_replies() == []
         # Non-ASCII and unreadable state datagrams change nothing and stop nothing; a good line after them arrives.
         for garbage in (b"\xff\xfe\x00\x80", "h:\u00e9;".encode(), b"", b";;;:"):
             drone.sendto(garbage, ("127.0.0.1", STATE_PORT))
-        assert wait_until(lambda: link.unreadable_states >= 3)
+        assert wait_until(lambda: link.unreadable_states >= 3, 3.0)
         assert link.latest_state() is None
         before = time.monotonic()
         drone.sendto(state_datagram({"h": 55, "bat": 87}), ("127.0.0.1", STATE_PORT))
-        assert wait_until(lambda: link.latest_state() is not None)
+        assert wait_until(lambda: link.latest_state() is not None, 3.0)
         packet = link.latest_state()
         assert packet.state["h"] == 55 and packet.state["bat"] == 87 and packet.seq == 1
         assert before <= packet.t_s <= time.monotonic(), "stamped with its arrival time on the monotonic clock"
         stranger.sendto(state_datagram({"h": 1}), ("127.0.0.1", STATE_PORT))
-        assert wait_until(lambda: link.foreign_datagrams >= 2)
+        assert wait_until(lambda: link.foreign_datagrams >= 2, 3.0)
         assert link.latest_state() is packet
         assert link.receiving
     finally:
@@ -239,10 +231,10 @@ def test_two_connect_close_cycles_in_one_process_and_the_ports_are_free_after_ea
     vehicle = TelloVehicle(config).connect()
     try:
         packets = vehicle.state_packets
-        assert wait_until(lambda: vehicle.state_packets > packets + 2)
+        assert wait_until(lambda: vehicle.state_packets > packets + 2, 3.0)
         assert time.monotonic() - vehicle.telemetry().last_state_s < 0.5
         vehicle.execute(Command("speed", 50))
-        assert wait_until(lambda: not vehicle.busy())
+        assert wait_until(lambda: not vehicle.busy(), 3.0)
         assert not [e for e in vehicle.poll_events() if e.type in ("command_failed", "command_timeout")]
         assert emulator.commands().count("command") == 2 and "speed 50" in emulator.commands()
     finally:
