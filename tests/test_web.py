@@ -132,6 +132,17 @@ def test_websocket_from_another_origin_is_refused(cockpit):
     assert post.value.code == 403
 
 
+def test_a_post_without_a_command_says_what_to_send(cockpit):
+    request = urllib.request.Request(f"http://127.0.0.1:{cockpit.port}/api/command?token={TOKEN}",
+                                     data=b'{"text": "takeoff"}', method="POST",
+                                     headers={"Origin": f"http://127.0.0.1:{cockpit.port}",
+                                              "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as post:
+        urllib.request.urlopen(request, timeout=5)
+    assert post.value.code == 400
+    assert json.loads(post.value.read()) == {"error": 'send JSON: {"command": "takeoff"}'}
+
+
 def test_video_is_latest_frame_only_and_silent_when_nothing_changes(cockpit):
     status = cockpit.status
     url = f"http://127.0.0.1:{cockpit.port}/ws?token={TOKEN}"

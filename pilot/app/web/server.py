@@ -130,6 +130,8 @@ class Cockpit(PageServer):
         except ValueError:
             return web.json_response({"error": 'send JSON: {"command": "takeoff"}'}, status=400)
         text = body.get("command") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            return web.json_response({"error": 'send JSON: {"command": "takeoff"}'}, status=400)
         if self.read_only is not None:
             return web.json_response({"error": self.read_only}, status=409)
         if self._controller is not None and not (isinstance(text, str) and text.strip().lower() in ANYONE):
