@@ -2,8 +2,8 @@
 """Benchmark the control loop in real time: a 30 Hz loop driving the simulated drone with its camera rendered every
 tick, for --seconds; with --full also the whole product loop: face + person detection, tracking and the follow
 behaviour on every frame, without speech and with speech recognition streaming the demo's spoken commands at
-real-time pace (PocketSphinx, and Vosk with the Korean model from PyPI), its recogniser on a thread of this process
-or in a process of its own (what ``fly --voice`` does).
+real-time pace (PocketSphinx, Vosk with the Korean model from PyPI, and Whisper), its recogniser on a thread of this
+process or in a process of its own (what ``fly --voice`` does).
 
 Each configuration runs in its own process so its peak RSS is its own. Prints achieved rate, overruns, period jitter
 (median / p99 of |period - 1/hz|), per-tick work time, peak RSS, and the renderer's own fps for both vehicles at
@@ -119,7 +119,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         name, _, where = args.child.partition("-")
-        full, engine = args.child != "render", (name if name in ("vosk", "pocketsphinx") else None)
+        full, engine = args.child != "render", (name if name in ("vosk", "pocketsphinx", "whisper") else None)
         print(json.dumps(loop_run(args.seconds, args.hz, full, engine, process=where == "process")))
         return 0
 
@@ -129,7 +129,7 @@ def main() -> int:
         print(f"  {kind:5}: median {r['median_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms  -> {r['fps']:.0f} fps "
               f"({r['fps'] / args.hz:.1f}x the {args.hz:g} Hz loop)")
     runs = []
-    full = ["full", "pocketsphinx", "pocketsphinx-process", "vosk", "vosk-process"]
+    full = ["full", "pocketsphinx", "pocketsphinx-process", "vosk", "vosk-process", "whisper-process"]
     for child in ["render"] + (full if args.full else []):
         proc = subprocess.run([sys.executable, __file__, "--child", child, "--seconds", str(args.seconds),
                                "--hz", str(args.hz)], capture_output=True, text=True, check=True)

@@ -15,6 +15,7 @@ of speech to the emitted command when streaming at real-time pace, and peak RSS.
 
     nice python scripts/bench_voice.py                 # pocketsphinx (English) and vosk (Korean)
     nice python scripts/bench_voice.py --quick         # skip the real-time latency runs
+    nice python scripts/bench_voice.py --engines --runs whisper:en pocketsphinx:en --latency-only
     EDGEPILOT_VOSK_MODEL=... python scripts/bench_voice.py --runs vosk:en   # with an English Vosk model
 
 Sets (tests/voice_data.py): clean (one command per file), noisy (the same with pink noise 15 dB below the speech),
@@ -101,7 +102,7 @@ def read_sets(listing: Path) -> dict[str, list[dict]]:
     return sets
 
 
-def run_engine(engine: str, lang: str, quick: bool, listing: Path) -> dict:
+def run_engine(engine: str, lang: str, quick: bool, listing: Path, latency_only: bool = False) -> dict:
     from voice_data import chunks, read_wav
 
     from edgepilot.pilot.core.errors import CommandRejected
@@ -124,7 +125,7 @@ def run_engine(engine: str, lang: str, quick: bool, listing: Path) -> dict:
         except CommandRejected:
             return None
 
-    for label, entries in sets.items():
+    for label, entries in ({} if latency_only else sets).items():
         counts = {"n": 0, "right": 0, "wrong": 0, "moving": 0, "dropped": 0, "best": 0, "wrong_files": []}
         for entry in entries:
             samples = read_wav(Path(entry["path"]))
@@ -142,7 +143,7 @@ def run_engine(engine: str, lang: str, quick: bool, listing: Path) -> dict:
             else:
                 counts["dropped"] += 1
         report["sets"][label] = counts
-    report["rtf"] = (time.process_time() - cpu0) / audio_s
+    report["rtf"] = (time.process_time() - cpu0) / audio_s if audio_s else float("nan")
     if not quick:
         paced = sets["long tuned"] if lang == "en" else sets["ko"]
         report["latency_ms"] = realtime_latencies(recogniser, paced, tail_s=0.0 if lang == "en" else 1.0)
@@ -195,13 +196,15 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=1, help="every n-th phrase of each voice (a quicker table)")
     parser.add_argument("--real-every", type=int, default=1, help="every n-th real clip")
     parser.add_argument("--kws", action="store_true", help="measure PocketSphinx's keyphrase search for stop/land")
-    parser.add_argument("--thresholds", type=float, nargs=4, metavar=("CONF", "CONF_RISKY", "FIT", "FIT_RISKY"),
-                        help="decide under these thresholds instead of those the run shipped with")
+    parser.add_argument("--thresholds", type=float, nargs="+", metavar="T",
+                        help="decide under these thresholds instead of those the run shipped with: CONF CONF_RISKY "
+                             "[FIT FIT_RISKY] (no fit for whisper)")
     parser.add_argument("--plain", action="store_true",
                         help="PocketSphinx without the out-of-grammar paths (the decoder before issue 14)")
     parser.add_argument("--engine", default="pocketsphinx", help="the engine of the voice-group table")
     parser.add_argument("--runs", nargs="+", default=["pocketsphinx:en", "vosk:ko"], help="engine:lang to run")
     parser.add_argument("--quick", action="store_true", help="no real-time latency runs")
+    parser.add_argument("--latency-only", action="store_true", help="only the real-time latency runs")
     parser.add_argument("--noise-seeds", type=int, default=1,
                         help="each file of the noisy sets in this many noises (3: 300 noisy commands per set)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -213,7 +216,7 @@ def main() -> int:
         return 0
     if args.child:
         engine, lang, listing = args.child.split(":", 2)
-        print(json.dumps(run_engine(engine, lang, args.quick, Path(listing))))
+        print(json.dumps(run_engine(engine, lang, args.quick, Path(listing), args.latency_only)))
         return 0
     if args.kws:
         import voice_eval
@@ -239,7 +242,8 @@ def main() -> int:
             print(f"decoded {len(jobs)} files in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
             if args.save:
                 args.save.write_text(json.dumps(results), encoding="utf-8")
-        print(voice_eval.report(results, engine=args.engine, thresholds=tuple(args.thresholds) if args.thresholds else None))
+        thresholds = (*args.thresholds, None, None)[:4] if args.thresholds else None
+        print(voice_eval.report(results, engine=args.engine, thresholds=thresholds))
         return 0
     reports = []
     for run in args.runs:
@@ -248,7 +252,8 @@ def main() -> int:
         made = subprocess.run([sys.executable, __file__, "--write-sets", f"{run.split(':')[1]}:{args.noise_seeds}"],
                               capture_output=True, text=True, check=True)
         listing = made.stdout.strip().splitlines()[-1]
-        command = [sys.executable, __file__, "--child", f"{run}:{listing}"] + (["--quick"] if args.quick else [])
+        command = [sys.executable, __file__, "--child", f"{run}:{listing}"] + (["--quick"] if args.quick else []) + (
+            ["--latency-only"] if args.latency_only else [])
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{run}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)

@@ -90,7 +90,7 @@ def test_fly_by_voice_from_a_wav_file(capsys, tmp_path):
     from edgepilot.voice.audio import WavSource
 
     pieces = []
-    for name in ("take_off_slt.wav", "land_slt.wav"):
+    for name in ("take_off_kal16.wav", "land_kal16.wav"):
         source = WavSource(DEMO_AUDIO / name)
         pieces += [np.zeros(8000, np.int16), *source.chunks(), np.zeros(32000, np.int16)]
         source.close()

