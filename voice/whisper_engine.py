@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 RATE = 16000
 #: (normal, risky) minimum confidence (the share of the 8-best, above). See scripts/bench_voice.py --engine whisper.
-THRESHOLDS = (0.5, 0.8)
+THRESHOLDS = (0.6, 0.8)
 #: A transcription of audio Whisper itself thinks holds no speech (its no-speech probability) is not a command.
 MAX_NO_SPEECH = 0.6
 #: The text Whisper is told came before: it writes numbers as words and hears drone words more readily. It holds
