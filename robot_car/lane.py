@@ -206,7 +206,13 @@ def _follow_centre(bands: list[tuple[float, list[float]]], centre_col: float, ha
     search starts from the nearest pair (not from the image centre: a lone near line, or a shadow's edge, would set
     it off a whole lane to one side, and every band after would follow), takes a pair over a lone line, and counts
     the pairs it could not follow: where they disagree with the centre followed, the lane is in doubt."""
-    band_pairs = [_pairs(lines, half_lane_px) for _, lines in bands]
+    found = [_pairs(lines, half_lane_px) for _, lines in bands]
+    # A pair counts when the next band or the one before sees it too: two lines run on, a speck beside one does not.
+    def confirmed(i: int, centre: float) -> bool:
+        return any(abs(centre - other) <= 0.5 * half_lane_px
+                   for j in (i - 1, i + 1) if 0 <= j < len(found) for other in found[j])
+
+    band_pairs = [[c for c in pairs if confirmed(i, c)] for i, pairs in enumerate(found)]
     seeds = [p for p in band_pairs if p]
     previous = min(seeds[0], key=lambda c: abs(c - centre_col)) if seeds else centre_col
     rows: list[float] = []
