@@ -87,14 +87,18 @@ class LaneDetector:
         stripes in view (a glare patch lowers the contrast of the lines under it, not the others'), never below
         ``MIN_LINE_CONTRAST`` (texture and sensor noise)."""
         grey = cv2.cvtColor(view, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        inside = view.max(axis=2) > 0  # not the black border of the warp
+        if not inside.any():
+            return np.zeros(grey.shape, bool)
+        # The border counts as lit ground for the opening: as black, a strip of lit ground between it and a shadow
+        # would be a narrow bright stripe, i.e. a line, on the wrong side of the lane (as white, a line along it would
+        # vanish). Lines are a few percent of the view and shadows less than most of it: the upper quartile is road.
+        grey[~inside] = float(np.percentile(grey[inside], 75))
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (LINE_KERNEL_PX, LINE_KERNEL_PX))
         ground = cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel)
         contrast = (grey - ground) / (ground + 8.0)
-        valid = view.max(axis=2) > 0  # not the black border of the warp
-        if not valid.any():
-            return np.zeros(grey.shape, bool)
-        strongest = float(np.percentile(contrast[valid], 99.5))
-        return valid & (contrast > max(MIN_LINE_CONTRAST, 0.3 * strongest))
+        strongest = float(np.percentile(contrast[inside], 99.5))
+        return inside & (contrast > max(MIN_LINE_CONTRAST, 0.3 * strongest))
 
     def estimate(self, image: np.ndarray) -> LaneEstimate:
         cfg = self.config
@@ -102,33 +106,12 @@ class LaneDetector:
         mask = self.line_mask(view)
         centre_col = self.view_w / 2.0
         half_lane_px = cfg.half_width_cm / cfg.cm_per_px
-        rows, centres = [], []
         band = max(1, int(5 / cfg.cm_per_px))
-        previous = centre_col
-        # From near (bottom) to far (top): each band's lane centre, searched around the previous band's.
-        for top in range(self.view_h - band, -1, -band):
-            # a line crosses the whole band; a speck of glare or texture does not
-            lines = _runs(mask[top:top + band].sum(axis=0) >= max(1, (band + 1) // 2))
-            if not lines:
-                continue
-            left = [c for c in lines if c < previous]
-            right = [c for c in lines if c >= previous]
-            left_line = max(left) if left else None
-            right_line = min(right) if right else None
-            if left_line is not None and right_line is not None and \
-                    abs((right_line - left_line) - 2 * half_lane_px) < 0.5 * half_lane_px:
-                centre = (left_line + right_line) / 2.0
-            elif left_line is not None and (right_line is None or previous - left_line < right_line - previous):
-                centre = left_line + half_lane_px
-            elif right_line is not None:
-                centre = right_line - half_lane_px
-            else:
-                continue
-            if abs(centre - previous) > half_lane_px and rows:
-                continue  # a jump of half a lane between bands is a misread, not a curve
-            previous = centre
-            rows.append(top + band / 2.0)
-            centres.append(centre)
+        # Each band's painted lines, from near (bottom) to far (top); a line crosses the whole band, a speck of glare
+        # or texture does not.
+        bands = [(top + band / 2.0, _runs(mask[top:top + band].sum(axis=0) >= max(1, (band + 1) // 2)))
+                 for top in range(self.view_h - band, -1, -band)]
+        rows, centres, contradicted, paired = _follow_centre(bands, centre_col, half_lane_px)
         total_bands = self.view_h // band
         if len(rows) < 3:
             return LaneEstimate(found=False, obstacle=self._obstacle(view, mask, lambda ahead: 0.0 * ahead))
@@ -147,7 +130,7 @@ class LaneDetector:
             offset_cm=float(lane(cfg.lookahead_cm)),
             heading_deg=math.degrees(math.atan(float(lane.deriv()(cfg.near_cm)))),
             obstacle=self._obstacle(view, mask, lane),
-            confidence=min(1.0, len(rows) / max(1, total_bands)) * agreement,
+            confidence=min(1.0, len(rows) / max(1, total_bands)) * agreement * (1.0 - contradicted / max(1, paired)),
             centre=lambda ahead_cm: float(lane(ahead_cm)),
         )
 
@@ -206,6 +189,51 @@ def feet_in_lane(camera: CameraModel, detection: Detection, half_width_cm: float
         return False
     ahead, left = ground
     return ahead <= within_cm and abs(left - centre(ahead)) <= half_width_cm
+
+
+def _pairs(lines: list[float], half_lane_px: float) -> list[float]:
+    """Centres of the two-line pairs a lane's width apart in one band."""
+    return [(a + b) / 2.0 for i, a in enumerate(lines) for b in lines[i + 1:]
+            if abs((b - a) - 2 * half_lane_px) < 0.5 * half_lane_px]
+
+
+def _follow_centre(bands: list[tuple[float, list[float]]], centre_col: float, half_lane_px: float
+                   ) -> tuple[list[float], list[float], int, int]:
+    """The lane centre band by band, near to far, each searched around the previous band's: (rows, centres, bands
+    whose pair of lines contradicts the centre followed, bands with a pair).
+
+    Two lines a lane apart say where the lane is; one line alone says it only with a guess at its side. So the
+    search starts from the nearest pair (not from the image centre: a lone near line, or a shadow's edge, would set
+    it off a whole lane to one side, and every band after would follow), takes a pair over a lone line, and counts
+    the pairs it could not follow: where they disagree with the centre followed, the lane is in doubt."""
+    found = [_pairs(lines, half_lane_px) for _, lines in bands]
+    # A pair counts when the next band or the one before sees it too: two lines run on, a speck beside one does not.
+    def confirmed(i: int, centre: float) -> bool:
+        return any(abs(centre - other) <= 0.5 * half_lane_px
+                   for j in (i - 1, i + 1) if 0 <= j < len(found) for other in found[j])
+
+    band_pairs = [[c for c in pairs if confirmed(i, c)] for i, pairs in enumerate(found)]
+    seeds = [p for p in band_pairs if p]
+    previous = min(seeds[0], key=lambda c: abs(c - centre_col)) if seeds else centre_col
+    rows: list[float] = []
+    centres: list[float] = []
+    contradicted = 0
+    for (row, lines), pairs in zip(bands, band_pairs, strict=True):
+        if not lines:
+            continue
+        near_pairs = [c for c in pairs if abs(c - previous) <= half_lane_px]
+        if near_pairs:
+            centre = min(near_pairs, key=lambda c: abs(c - previous))
+        else:
+            contradicted += bool(pairs)
+            nearest = min(lines, key=lambda c: abs(c - previous))
+            centre = nearest + half_lane_px if nearest < previous else nearest - half_lane_px
+            if abs(centre - previous) > half_lane_px and rows:
+                continue  # a jump of half a lane between bands is a misread, not a curve
+        previous = centre
+        rows.append(row)
+        centres.append(centre)
+    return rows, centres, contradicted, len(seeds)
 
 
 def _runs(columns: np.ndarray) -> list[float]:

@@ -5,9 +5,11 @@ One definition of what the network sees and says, shared by training and driving
 resized to 160x120, lens distortion removed first, scaled to [0, 1]) and the label scales (steering = yaw rate /
 :data:`STEER_DEG_S`, throttle = forward speed / :data:`THROTTLE_CM_S`, both in [-1, 1]).
 
-The stop for people stays a separate safety layer over the learned steering: a confident person whose feet stand in
-the corridor ahead (the lane where the lane detector sees one, else the arc being driven) stops the car whatever the
-network says, and it drives on after ``clear_s`` clear.
+The stop for people stays a separate safety layer over the learned steering, the same as the lane autopilot's: a
+confident person whose feet stand in the corridor ahead (the lane where the lane detector sees one, else the arc
+being driven), or anything the lane detector's bird's-eye view sees standing in the lane just ahead where it sees a
+lane (a person the detector missed, a box), stops the car whatever the network says, and it drives on after
+``clear_s`` clear.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import numpy as np
 from edgepilot.pilot.core.config import to_dict
 from edgepilot.pilot.core.geometry import CameraModel
 from edgepilot.pilot.core.messages import Detection, Seen, Velocity
-from edgepilot.robot_car.lane import LaneConfig, LaneDetector, feet_in_lane
+from edgepilot.robot_car.lane import LaneConfig, LaneDetector, LaneEstimate, feet_in_lane
 
 INPUT_W, INPUT_H = 160, 120
 STEER_DEG_S = 90.0
 THROTTLE_CM_S = 60.0
+#: The bird's-eye obstacle check stops the car only where the lane detector is this sure of a lane (the lane
+#: autopilot's full-speed confidence).
+LANE_SURE = 0.5
 
 #: frame (HxWx3 float32 in [0, 1], 120x160) -> (steering, throttle), each in [-1, 1]
 Infer = Callable[[np.ndarray], tuple[float, float]]
@@ -75,6 +80,9 @@ class LearnedDriver:
         self._frame_t_s: float | None = None
         self._velocity = Velocity()
         self._lane = LaneDetector(camera, LaneConfig(half_width_cm=half_width_cm))
+        self._lane_frame_t_s: float | None = None
+        self._lane_estimate = LaneEstimate(found=False)
+        self._person_this_stop = False
 
     def describe(self) -> dict:
         return {"camera": to_dict(self.camera), "half_width_cm": self.half_width_cm,
@@ -88,7 +96,16 @@ class LearnedDriver:
         events, self._events = self._events, []
         return events
 
-    def _person_in_path(self, seen: Seen) -> bool:
+    def _lane_ahead(self, seen: Seen) -> LaneEstimate:
+        """The lane detector's view of this frame (once per frame): where the lane runs, and whether something
+        stands in it."""
+        assert seen.frame is not None
+        if self._lane_frame_t_s != seen.frame_t_s:
+            self._lane_frame_t_s = seen.frame_t_s
+            self._lane_estimate = self._lane.estimate(self._undistort(seen.frame.image, resize=True))
+        return self._lane_estimate
+
+    def _person_in_path(self, seen: Seen, lane: LaneEstimate) -> bool:
         people = [d for d in seen.detections if d.label in self.stop_labels and d.score >= self.min_score]
         if not people:
             return False
@@ -96,8 +113,6 @@ class LearnedDriver:
         # The corridor follows the lane where the lane detector sees one (as the lane autopilot's does: in a curve,
         # a person beside the road straight ahead is not in the way, one on the road round the bend is), else the
         # arc the car is driving (its last set-point's curvature).
-        assert seen.frame is not None
-        lane = self._lane.estimate(self._undistort(seen.frame.image, resize=True))
         v = self._velocity
         curvature = math.radians(v.yaw_rate_deg_s) / v.vx_cm_s if v.vx_cm_s > 1.0 else 0.0
         centre = lane.centre if lane.found else (lambda ahead_cm: 0.5 * curvature * ahead_cm * ahead_cm)
@@ -110,13 +125,20 @@ class LearnedDriver:
         if seen is None or seen.frame is None or now_s - seen.frame_t_s > self.stale_s:
             self.state = "no camera frame"
             return Velocity()
-        if self._person_in_path(seen):
+        lane = self._lane_ahead(seen)
+        person = self._person_in_path(seen, lane)
+        # The bird's-eye check knows the road by the lane corridor: where no lane is sure (a floor without lines, a
+        # street), it has no road to tell things from, and the detector's stop alone stands.
+        if person or (lane.found and lane.confidence >= LANE_SURE and lane.obstacle):
             if not self._blocked:
                 self._blocked = True
+                self._person_this_stop = False
+            if person and not self._person_this_stop:
+                self._person_this_stop = True  # one stop, counted once, whichever sensor saw the block first
                 self.stops_for_person += 1
                 self._events.append(("person_stop", "stopped: a person stands in the lane ahead"))
             self._clear_since = None
-            self.state = "stopped: person in the path"
+            self.state = "stopped: person in the path" if person else "stopped: obstacle"
             return Velocity()
         if self._blocked:
             self._clear_since = now_s if self._clear_since is None else self._clear_since

@@ -4,6 +4,7 @@ the model card and the drive's manifest say which runs taught it and which model
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,7 +46,7 @@ def test_record_trim_train_and_drive_with_the_model(tmp_path, capsys):
     card = _last_json(capsys)
     assert card["sha256"] == sha256_of(model)
     assert card["runs"] == [{"folder": str(run), "manifest_sha256": sha256_of(run / "manifest.json"),
-                             "frames": len(kept)}]
+                             "frames": len(kept), "world_seed": 0}]
     assert card["seed"] == 0 and card["config"]["epochs"] == 1 and "edgepilot" in card["code"]
     assert card["metrics"]["parameters"] < 1_000_000 and card["metrics"]["inference_ms_median"] > 0
     assert card["quantisation"].startswith("int8")
@@ -76,3 +77,72 @@ def test_learned_driver_stops_for_a_person_ahead_whatever_the_network_says():
     assert driver.update(Seen(0.5, 320, 240, (), frame), 0.5).is_zero  # clear for less than clear_s
     assert driver.update(Seen(1.7, 320, 240, (), frame), 1.7).vx_cm_s > 0
     assert driver.update(Seen(1.7, 320, 240, (), frame), 3.0).is_zero  # a stale frame stops it
+
+
+def test_learned_driver_stops_for_something_in_the_lane_the_detector_missed():
+    """The bird's-eye obstacle check of the lane autopilot guards the learned driver too: a figure standing in the
+    lane 35 cm ahead, with no detection at all, stops it; the same road without the figure does not."""
+    from edgepilot.pilot.core.clock import FakeClock
+    from edgepilot.pilot.core.messages import Frame, Seen
+    from edgepilot.sim.render import SimCamera
+    from edgepilot.sim.vehicles import Pose, SimCar
+    from edgepilot.sim.world import Person, World
+
+    empty = World.build(0, "car", people=0)
+    x, y, heading = empty.track.point_at(-70.0)
+    ahead = empty.track.point_at(-70.0 + 35.0)
+    blocked = empty.with_people(Person.create("walker", [ahead[:2]], seed=1, scale=0.15))
+    for world, stops in ((empty, False), (blocked, True)):
+        clock = FakeClock()
+        camera = SimCamera(world, SimCar(clock, origin=Pose(x, y, 0.0, heading)), clock)
+        driver = LearnedDriver(lambda frame: (0.0, 0.5), camera.intrinsics)
+        image = camera.read().image
+        velocity = driver.update(Seen(0.0, image.shape[1], image.shape[0], (), Frame(image, 0.0)), 0.0)
+        assert velocity.is_zero == stops, driver.state
+        assert driver.state == ("stopped: obstacle" if stops else "driving")
+
+
+def test_training_batches_mirror_the_steering_with_the_frame_and_relight_without_changing_labels():
+    from edgepilot.pilot.app.driving_data import augment
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (40, 120, 160, 3), dtype=np.uint8)
+    labels = np.tile(np.array([[0.5, 0.4]], np.float32), (40, 1))
+    mirrored, steering = augment(frames, labels, np.random.default_rng(1), flip=True, light=False)
+    flipped = [bool(np.array_equal(m, f[:, ::-1])) for m, f in zip(mirrored, frames, strict=True)]
+    assert 5 < sum(flipped) < 35  # about half
+    for i, was_flipped in enumerate(flipped):
+        assert steering[i, 0] == (-0.5 if was_flipped else 0.5) and steering[i, 1] == pytest.approx(0.4)
+        assert was_flipped or np.array_equal(mirrored[i], frames[i])  # the rest as recorded
+    relit, same = augment(frames, labels, np.random.default_rng(2), flip=False, light=True)
+    np.testing.assert_array_equal(same, labels)
+    ratios = relit.reshape(40, -1).mean(axis=1) / frames.reshape(40, -1).mean(axis=1)
+    assert ratios.min() < 0.85 and ratios.max() > 1.15  # brightness varies from frame to frame
+    assert frames.dtype == relit.dtype == np.uint8 and not np.shares_memory(frames, relit)
+
+
+DRIVER = Path(__file__).parent / "data" / "car" / "driver.tflite"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 3])
+def test_a_learned_driver_laps_in_its_lane_with_people_crossing_and_hits_no_one(seed):
+    """The committed driver (tests/data/car/README.md: how it was recorded and trained; its model card beside it)
+    drives a lap of a world it was not trained in while two people step onto the road, under the stop for people:
+    a lap done, never further from the lane centre than the lane's half-width, and no one touched."""
+    from edgepilot.pilot.app.driver_model import load_driver
+    from edgepilot.pilot.app.scenarios import car_world, run_car
+    from edgepilot.vision.pipeline import Perception
+
+    card = json.loads(DRIVER.with_suffix(".card.json").read_text())
+    assert card["sha256"] == sha256_of(DRIVER)  # the card describes this very file
+    taught = {run["world_seed"] for run in card["runs"]}
+    assert seed not in taught  # held out: a world the model never saw
+    infer = load_driver(DRIVER)
+    detect = Perception(detect=("person",), person_detector="pose", person_every=3).process
+    report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=40.0, detect=detect, crossings=2,
+                     driver=lambda camera: LearnedDriver(infer, camera))
+    assert report.laps >= 1.0, report.as_dict()
+    assert report.max_offset_cm < report.half_width_cm, report.as_dict()
+    assert report.collisions == 0 and report.stops_for_person >= 1, report.as_dict()
+

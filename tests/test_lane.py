@@ -70,7 +70,9 @@ def test_car_laps_in_its_lane_and_stops_for_every_crossing_person(seed):
     report = run_car(car_world(seed, crossings=(0.35, 0.85)), seconds=40.0, crossings=2)
     assert report.laps >= 1.0
     assert report.max_offset_cm < report.half_width_cm - 5.0
-    assert report.stops_for_person == 2
+    # at least one stop per crossing; a person still at the kerb after the car drove on may stop it again (the
+    # ground truth counts a stop with nobody in or at the lane ahead as a false one)
+    assert report.stops_for_person >= 2
     assert report.false_stops == 0
     assert report.collisions == 0
 
@@ -94,3 +96,35 @@ def test_lane_behaviour_describes_and_rebuilds_itself_and_migrates_old_recording
     # edgepilot 0.1 recorded no principal point; its lane geometry used the image's edge-to-edge centre
     old = {**spec, "camera": {k: v for k, v in spec["camera"].items() if not k.endswith("_px")}}
     assert (registry.rebuild(old).camera.cx, registry.rebuild(old).camera.cy) == (320.0, 240.0)
+
+
+@pytest.mark.parametrize("darkness", [0.45, 0.2, 0.1])
+def test_detector_in_shadow_is_right_or_says_it_is_unsure(darkness):
+    """A shadow across the road (sim/augment.py's hard-edged band, down to x0.1 light) on frames at known offsets and
+    headings, in worlds the light bench (scripts/bench_lane_light.py, seeds 0-2) does not use: wherever the car would
+    drive on at full speed (confidence >= 0.5) the lane centre is within 10 cm, and in most frames it is found and
+    sure (a detector that always said 0 would not pass)."""
+    from edgepilot.sim.augment import shadow
+
+    detector = LaneDetector(MODEL, LaneConfig(half_width_cm=17.5))
+    look = detector.config.lookahead_cm
+    confident_errors, confidences = [], []
+    for seed in (3, 4, 5, 6):
+        world = World.build(seed, "car", people=0)
+        rng = np.random.default_rng(seed)
+        for s_cm in (-70.0, -50.0):
+            for lateral in (-8.0, 0.0, 8.0):
+                for yaw in (-8.0, 0.0, 8.0):
+                    x, y, heading = world.track.point_at(s_cm, lateral)
+                    clock = FakeClock()
+                    image = SimCamera(world, SimCar(clock, origin=Pose(x, y, 0.0, heading + yaw)), clock).read().image
+                    truth = -lateral - look * np.tan(np.radians(yaw))  # the centre line, seen from the car
+                    for _ in range(2):
+                        estimate = detector.estimate(shadow(image, rng, darkness=darkness))
+                        confidence = estimate.confidence if estimate.found else 0.0
+                        confidences.append(confidence)
+                        if confidence >= 0.5:
+                            confident_errors.append(abs(estimate.offset_cm - truth))
+    assert max(confident_errors) <= 10.0, sorted(confident_errors)[-5:]
+    assert len(confident_errors) >= 0.8 * len(confidences)
+    assert np.median(confident_errors) < 1.0

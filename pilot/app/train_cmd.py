@@ -34,7 +34,8 @@ class TrainConfig:
     batch: int = 64
     learning_rate: float = 1e-3
     validation: float = 0.2   # the last fifth of each run (in time) is held out: no near-duplicate frames leak
-    flip: bool = True         # mirrored frames with mirrored steering double the examples and balance the turns
+    flip: bool = True         # half of each batch mirrored, steering too: balances the turns
+    augment: bool = True      # other light each epoch: brightness, colour cast, shadows (driving_data.augment)
     seed: int = 0
 
 
@@ -44,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="passes over the data (default 12)")
     parser.add_argument("--batch", type=int, default=TrainConfig.batch, help="batch size (default 64)")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed, help="random seed (default 0)")
-    parser.add_argument("--no-flip", action="store_true", help="do not add mirrored frames")
+    parser.add_argument("--no-flip", action="store_true", help="do not mirror frames")
+    parser.add_argument("--no-augment", action="store_true", help="train on the frames as recorded (no changes of "
+                        "brightness, colour or shadows)")
     parser.add_argument("--json", action="store_true", help="end stdout with one JSON object (the model card)")
 
 
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--epochs and --batch must be at least 1")
     if args.out.suffix != ".tflite":
         raise InputError(f"--out must end in .tflite, got {args.out}")
-    cfg = TrainConfig(epochs=args.epochs, batch=args.batch, seed=args.seed, flip=not args.no_flip)
+    cfg = TrainConfig(epochs=args.epochs, batch=args.batch, seed=args.seed, flip=not args.no_flip,
+                      augment=not args.no_augment)
     from edgepilot.pilot.app.driving_data import load_run
 
     runs = [load_run(folder) for folder in args.runs]  # before importing TensorFlow: bad input fails fast
@@ -90,15 +94,12 @@ def run(args: argparse.Namespace) -> int:
     y_train = np.concatenate([p[1] for p in train_parts])
     x_val = np.concatenate([p[0] for p in val_parts])
     y_val = np.concatenate([p[1] for p in val_parts])
-    if cfg.flip:
-        x_train = np.concatenate([x_train, x_train[:, :, ::-1]])
-        y_train = np.concatenate([y_train, y_train * np.array([-1.0, 1.0], np.float32)])
     model = build_model(keras)
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="mse", metrics=["mae"])
     started = time.monotonic()
-    history = model.fit(x_train.astype(np.float32) / 255.0, y_train, batch_size=cfg.batch, epochs=cfg.epochs,
+    history = model.fit(_Batches(x_train, y_train, cfg), epochs=cfg.epochs,
                         validation_data=(x_val.astype(np.float32) / 255.0, y_val) if len(x_val) else None,
-                        shuffle=True, verbose=0, callbacks=[_Progress(cfg.epochs)])
+                        verbose=0, callbacks=[_Progress(cfg.epochs)])
     train_s = time.monotonic() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tflite = _quantise(tf, model, x_train)
@@ -117,6 +118,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"model {args.out} ({metrics['model_bytes'] // 1024} KB, {metrics['parameters']} parameters, "
               f"{metrics['inference_ms_median']} ms per frame); card {card_path(args.out)}")
     return 0
+
+
+class _Batches:
+    """The training frames in shuffled batches, each mirrored and relit anew every epoch (``driving_data.augment``),
+    scaled to [0, 1] only batch by batch (the whole set as float32 would be four times its size)."""
+
+    def __new__(cls, frames: np.ndarray, labels: np.ndarray, cfg: TrainConfig):
+        import keras
+
+        from edgepilot.pilot.app.driving_data import augment
+
+        class Batches(keras.utils.PyDataset):
+            def __init__(self):
+                super().__init__()
+                self.rng = np.random.default_rng(cfg.seed)
+                self.order = self.rng.permutation(len(frames))
+
+            def __len__(self):
+                return -(-len(frames) // cfg.batch)
+
+            def __getitem__(self, index):
+                chosen = np.sort(self.order[index * cfg.batch:(index + 1) * cfg.batch])
+                x, y = augment(frames[chosen], labels[chosen], self.rng, flip=cfg.flip, light=cfg.augment)
+                return x.astype(np.float32) / 255.0, y
+
+            def on_epoch_end(self):
+                self.order = self.rng.permutation(len(frames))
+
+        return Batches()
 
 
 class _Progress:
@@ -195,8 +225,8 @@ def _card(model_path: Path, runs, cfg: TrainConfig, metrics: dict) -> dict:
             "input": [INPUT_H, INPUT_W, 3], "outputs": {"steering": f"yaw rate / {STEER_DEG_S:g} deg/s",
                                                        "throttle": f"forward speed / {THROTTLE_CM_S:g} cm/s"},
             "quantisation": "int8 (weights, activations, input, output)",
-            "runs": [{"folder": str(r.folder), "manifest_sha256": r.manifest_sha256, "frames": len(r.frames)}
-                     for r in runs],
+            "runs": [{"folder": str(r.folder), "manifest_sha256": r.manifest_sha256, "frames": len(r.frames),
+                      "world_seed": r.world_seed} for r in runs],
             "config": asdict(cfg), "seed": cfg.seed, "code": software(), "metrics": metrics}
 
 
