@@ -109,7 +109,8 @@ def decode(jobs: list[dict], engine: str = "pocketsphinx", out: Path | None = No
         heard = Transcriber(recogniser).run(chunks(job_audio(job, babble)))
         done.append({**job, "heard": [{"words": list(h.words), "confidence": h.confidence,
                                        "fit": h.detail.get("fit") if h.detail else None,
-                                       "command": h.command.text if h.command else None, "reason": h.reason}
+                                       "command": h.command.text if h.command else None, "reason": h.reason,
+                                       "via": next((k for k in ("agreed", "safe_word") if h.detail.get(k)), None)}
                                       for h in heard]})
         if out is not None:
             with out.open("a", encoding="utf-8") as f:

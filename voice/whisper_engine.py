@@ -7,8 +7,9 @@ command. So speech that is no command stays no command instead of being forced o
 out-of-range number comes out as itself and is refused with its reason.
 
 Whisper decodes whole utterances, not streams, so PocketSphinx (the grammar engine) runs beside it: it follows the
-speech and tells the endpointer what has been said so far (``partial()``), and it gives a second opinion. Both decode
-the utterance when the speaker pauses after a command (``decode_ahead``, 50 ms into the pause).
+speech and tells the endpointer what has been said so far (``partial()``; where its words are no command yet,
+Whisper transcribes what it has at the pause), and it gives a second opinion. Both decode the utterance when the
+speaker pauses after a command (``decode_ahead``, 50 ms into the pause).
 
 The confidence is how much of the probability of Whisper's 8 best transcriptions goes to one command ("go up 50"
 and "go up fifty" are one command; "go up 15" is another; "emergencies top" is none): the command with the most.
@@ -33,7 +34,7 @@ import numpy as np
 
 from edgepilot.pilot.core.errors import ModelError
 from edgepilot.voice.recogniser import Hypothesis, SecondView
-from edgepilot.voice.vocabulary import Vocabulary
+from edgepilot.voice.vocabulary import Status, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,17 @@ PROMPT = "Drone commands: go up fifty centimeters, turn left ninety degrees."
 #: Beam width, and how many of its hypotheses share in the confidence.
 BEAM = 8
 MAX_TOKENS = 64  # a command is a few words; this also ends Whisper's repetition loops early
-N_FRAMES = 3000  # 30 s of 10 ms feature frames
+#: The encoder's window in 10 ms feature frames: 10 s, not Whisper's usual 30 (a command lasts a few seconds, the
+#: listener cuts utterances at 8 s); the encoder's time is in proportion (about 450 -> 125 ms here).
+N_FRAMES = 1000
+#: Seconds of new audio after which ``partial()`` asks Whisper again (longer than the listener's longest pause wait,
+#: so once per pause).
+PARTIAL_AGAIN_S = 1.5
+#: Commands PocketSphinx alone may give (at its risky-command confidence) when Whisper heard at most SAFE_WORDS_MAX
+#: words that are no command: hovering or landing when it was not meant is safe, not doing it when it was is not.
+#: At its normal confidence, 2 of 240 real utterances that were no command became `land`.
+SAFE_COMMANDS = ("stop", "land")
+SAFE_WORDS_MAX = 3
 
 _UNITS = {"cm": "centimeters", "centimetres": "centimeters", "centimetre": "centimeters", "metres": "meters",
           "metre": "meters", "m": "meters", "degree": "degrees", "°": "degrees"}
@@ -135,22 +146,29 @@ class WhisperRecogniser:
         self._fed += len(pcm)
 
     def partial(self) -> tuple[str, ...]:
-        return self._sphinx.partial()
+        """PocketSphinx's words so far; where they are no command yet, Whisper's, if they are one (transcribed once
+        per pause): else a command PocketSphinx misheard would wait as long as an unfinished phrase."""
+        words = self._sphinx.partial()
+        if self.vocab.read(words)[0] in (Status.COMPLETE, Status.EXTENDABLE):
+            return words
+        if self._ahead is None or self._fed - self._ahead[0] >= PARTIAL_AGAIN_S * RATE:
+            self._ahead = (self._fed, self._transcribe(self._fed))
+        heard = self._ahead[1].words
+        return heard if self.vocab.command_text(heard) is not None else words
 
     def decode_ahead(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> None:
         self._sphinx.decode_ahead(keep_samples)
-        wanted = self._fed if keep_samples is None else min(keep_samples, self._fed)
-        self._ahead = (wanted, self._transcribe(wanted))
+        self._whisper_heard(keep_samples)
 
     def finish(self, keep_samples: int | None = None, second_view: SecondView | None = None) -> Hypothesis:
-        sphinx = self._sphinx.finish(keep_samples)
+        return self._combine(self._whisper_heard(keep_samples), self._sphinx.finish(keep_samples))
+
+    def _whisper_heard(self, keep_samples: int | None) -> Hypothesis:
         wanted = self._fed if keep_samples is None else min(keep_samples, self._fed)
-        # The same speech as the transcription made ahead (only pause after it): no need to transcribe again.
-        if self._ahead is not None and abs(self._ahead[0] - wanted) <= 0.1 * RATE:
-            whisper = self._ahead[1]
-        else:
-            whisper = self._transcribe(wanted)
-        return self._combine(whisper, sphinx)
+        # The same speech as the last transcription (only pause after it): no need to transcribe again.
+        if self._ahead is None or abs(self._ahead[0] - wanted) > 0.1 * RATE:
+            self._ahead = (wanted, self._transcribe(wanted))
+        return self._ahead[1]
 
     def _combine(self, whisper: Hypothesis, sphinx: Hypothesis) -> Hypothesis:
         """Whisper's command, or PocketSphinx's where Whisper also heard it (see the module's docstring)."""
@@ -159,6 +177,12 @@ class WhisperRecogniser:
         sure = (sphinx.confidence >= self._sphinx.thresholds[1] and sphinx.fit is not None
                 and self._sphinx.fit_thresholds is not None and sphinx.fit >= self._sphinx.fit_thresholds[1])
         said = self.vocab.command_text(sphinx.words) if sure else None
+        if said is None and self.vocab.command_text(whisper.words) is None and len(whisper.words) <= SAFE_WORDS_MAX:
+            # A safety word PocketSphinx hears where Whisper heard a few words that are no command ("blend out" for
+            # "land now"): stop and land do no harm when wrong, and missing them does.
+            safe = self.vocab.command_text(sphinx.words)
+            if safe in SAFE_COMMANDS and sphinx.confidence >= self._sphinx.thresholds[1]:
+                return Hypothesis(sphinx.words, sphinx.confidence, {**detail, "safe_word": True})
         share = whisper.detail.get("shares", {}).get(said, 0.0) if said is not None else 0.0
         agreed = 1.0 - (1.0 - share) * (1.0 - sphinx.confidence) if share > 0.0 else 0.0
         if agreed <= whisper.confidence:
@@ -172,7 +196,7 @@ class WhisperRecogniser:
         import ctranslate2
 
         features = self._whisper.feature_extractor(audio)[:, :N_FRAMES]
-        features = np.pad(features, ((0, 0), (0, N_FRAMES - features.shape[1])))  # Whisper hears 30 s windows
+        features = np.pad(features, ((0, 0), (0, N_FRAMES - features.shape[1])))  # zeros after the speech, as Whisper was trained
         result = self._whisper.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[np.newaxis], dtype=np.float32)),
             [self._prompt], beam_size=BEAM, num_hypotheses=BEAM, return_scores=True, return_no_speech_prob=True,
