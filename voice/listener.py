@@ -424,8 +424,12 @@ class VoiceListener:
 def _recognise(audio: object, heard: object, engine: str | None, lang: str, model: str | Path | None,
                config: VoiceConfig | None, file: str) -> None:
     """The recogniser process: audio chunks in (None ends them), ``(command, info)`` out, then None; an error is
-    sent as its one-line text."""
+    sent as its one-line text. It runs at a lower priority than the pilot: where they share a core, a decode waits
+    for the control loop, not the loop for the decode."""
+    import os
+
     logging.basicConfig(level=logging.WARNING)
+    os.nice(5)
 
     def chunks() -> Iterator[np.ndarray]:
         while True:
