@@ -267,6 +267,43 @@ class LaneFollower:
         return Velocity(vx_cm_s=speed, yaw_rate_deg_s=yaw)
 
 
+class PathStop:
+    """The stop for what stands in the path ahead, the same under every autopilot: held while a person or an obstacle
+    is there, released once the path has been clear for ``clear_s``. A stop in which a person was seen counts once in
+    ``stops_for_person``, whichever sensor saw the block first. Its events go to ``events`` (the behaviour's)."""
+
+    def __init__(self, clear_s: float, events: list[tuple[str, str]]) -> None:
+        self.clear_s = clear_s
+        self.events = events
+        self.stops_for_person = 0
+        self.state = ""  # why the car stands, while it does
+        self._blocked = False
+        self._clear_since: float | None = None
+        self._person_this_stop = False
+
+    def holds(self, person: bool, obstacle: bool, now_s: float) -> bool:
+        """Must the car stand still now?"""
+        if person or obstacle:
+            if not self._blocked:
+                self._blocked = True
+                self._person_this_stop = False
+            if person and not self._person_this_stop:
+                self._person_this_stop = True
+                self.stops_for_person += 1
+                self.events.append(("person_stop", "stopped: a person stands in the lane ahead"))
+            self._clear_since = None
+            self.state = "stopped: person in the path" if person else "stopped: obstacle"
+            return True
+        if not self._blocked:
+            return False
+        self._clear_since = now_s if self._clear_since is None else self._clear_since
+        if now_s - self._clear_since < self.clear_s:
+            return True
+        self._blocked, self._clear_since = False, None
+        self.events.append(("path_clear", f"the lane ahead has been clear for {self.clear_s:g} s: driving on"))
+        return False
+
+
 class LaneBehaviour:
     """The self-driving car: follow the lane; stop while a person (or anything) stands in the path ahead, and drive
     on once it has been clear for ``clear_s``. A stale or missing camera frame stops the car."""
@@ -304,10 +341,11 @@ class LaneBehaviour:
         self.speed_cm_s = speed_cm_s
         self.min_score = min_score  # a car stops for what it is sure of; the lane corridor catches the rest
         self.state = "starting"
-        self.stops_for_person = 0
-        self._blocked_since: float | None = None
-        self._clear_since: float | None = None
-        self._person_this_stop = False
+        self._path = PathStop(clear_s, self._events)
+
+    @property
+    def stops_for_person(self) -> int:
+        return self._path.stops_for_person
 
     def describe(self) -> dict:
         return {"camera": to_dict(self.camera), "config": to_dict(self.follower.config),
@@ -342,7 +380,8 @@ class LaneBehaviour:
                             self.follower.last.centre)
 
     def poll_events(self) -> list[tuple[str, str]]:
-        events, self._events = self._events, []
+        events = list(self._events)
+        self._events.clear()  # the same list PathStop appends to
         return events
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
@@ -372,23 +411,9 @@ class LaneBehaviour:
         velocity = self.follower.update(self.prepare(seen.frame.image), self.speed_cm_s)
         estimate = self.follower.last
         person = self.person_in_path(seen)
-        if person or estimate.obstacle:
-            if self._blocked_since is None:
-                self._blocked_since = now_s
-                self._person_this_stop = False
-            if person and not self._person_this_stop:
-                self._person_this_stop = True  # one stop, counted once, whichever sensor saw the block first
-                self.stops_for_person += 1
-                self._events.append(("person_stop", "stopped: a person stands in the lane ahead"))
-            self._clear_since = None
-            self.state = "stopped: person in the path" if person else "stopped: obstacle"
+        if self._path.holds(person, estimate.obstacle, now_s):
+            self.state = self._path.state
             return Velocity()
-        if self._blocked_since is not None:
-            self._clear_since = self._clear_since if self._clear_since is not None else now_s
-            if now_s - self._clear_since < self.clear_s:
-                return Velocity()
-            self._blocked_since = self._clear_since = None
-            self._events.append(("path_clear", f"the lane ahead has been clear for {self.clear_s:g} s: driving on"))
         return self._wander(self._gate(velocity, estimate), now_s)
 
     def _wander(self, velocity: Velocity, now_s: float) -> Velocity:

@@ -23,7 +23,7 @@ import numpy as np
 from edgepilot.pilot.core.config import to_dict
 from edgepilot.pilot.core.geometry import CameraModel
 from edgepilot.pilot.core.messages import Detection, Seen, Velocity
-from edgepilot.robot_car.lane import LaneConfig, LaneDetector, LaneEstimate, feet_in_lane
+from edgepilot.robot_car.lane import LaneConfig, LaneDetector, LaneEstimate, PathStop, feet_in_lane
 
 INPUT_W, INPUT_H = 160, 120
 STEER_DEG_S = 90.0
@@ -71,18 +71,19 @@ class LearnedDriver:
         self.stop_labels = stop_labels
         self.distortion = tuple(distortion)
         self.state = "starting"
-        self.stops_for_person = 0
         self.last: tuple[float, float] | None = None  # (steering, throttle) of the last frame
         self._events: list[tuple[str, str]] = []
-        self._blocked = False
-        self._clear_since: float | None = None
+        self._path = PathStop(clear_s, self._events)
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
         self._frame_t_s: float | None = None
         self._velocity = Velocity()
         self._lane = LaneDetector(camera, LaneConfig(half_width_cm=half_width_cm))
         self._lane_frame_t_s: float | None = None
         self._lane_estimate = LaneEstimate(found=False)
-        self._person_this_stop = False
+
+    @property
+    def stops_for_person(self) -> int:
+        return self._path.stops_for_person
 
     def describe(self) -> dict:
         return {"camera": to_dict(self.camera), "half_width_cm": self.half_width_cm,
@@ -93,7 +94,8 @@ class LearnedDriver:
         return "driving" if self.state == "driving" else "blocked"
 
     def poll_events(self) -> list[tuple[str, str]]:
-        events, self._events = self._events, []
+        events = list(self._events)
+        self._events.clear()  # the same list PathStop appends to
         return events
 
     def _lane_ahead(self, seen: Seen) -> LaneEstimate:
@@ -129,23 +131,9 @@ class LearnedDriver:
         person = self._person_in_path(seen, lane)
         # The bird's-eye check knows the road by the lane corridor: where no lane is sure (a floor without lines, a
         # street), it has no road to tell things from, and the detector's stop alone stands.
-        if person or (lane.found and lane.confidence >= LANE_SURE and lane.obstacle):
-            if not self._blocked:
-                self._blocked = True
-                self._person_this_stop = False
-            if person and not self._person_this_stop:
-                self._person_this_stop = True  # one stop, counted once, whichever sensor saw the block first
-                self.stops_for_person += 1
-                self._events.append(("person_stop", "stopped: a person stands in the lane ahead"))
-            self._clear_since = None
-            self.state = "stopped: person in the path" if person else "stopped: obstacle"
+        if self._path.holds(person, lane.found and lane.confidence >= LANE_SURE and lane.obstacle, now_s):
+            self.state = self._path.state
             return Velocity()
-        if self._blocked:
-            self._clear_since = now_s if self._clear_since is None else self._clear_since
-            if now_s - self._clear_since < self.clear_s:
-                return Velocity()
-            self._blocked = False
-            self._events.append(("path_clear", f"the lane ahead has been clear for {self.clear_s:g} s: driving on"))
         if seen.frame_t_s != self._frame_t_s:  # one inference per new frame; ticks in between keep its answer
             self._frame_t_s = seen.frame_t_s
             self.last = self.infer(preprocess(self._undistort(seen.frame.image)))
