@@ -26,7 +26,6 @@ The model is Whisper tiny.en converted to CTranslate2 (75 MB, MIT licence), foun
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -35,8 +34,6 @@ import numpy as np
 from edgepilot.pilot.core.errors import ModelError
 from edgepilot.voice.recogniser import Hypothesis, SecondView
 from edgepilot.voice.vocabulary import Status, Vocabulary
-
-log = logging.getLogger(__name__)
 
 RATE = 16000
 #: (normal, risky) minimum confidence (the share of the 8-best, above). See scripts/bench_voice.py --engine whisper.
@@ -208,16 +205,16 @@ class WhisperRecogniser:
                           for score, ids in zip(result.scores, result.sequences_ids, strict=True)])
         p = np.exp(log_p - log_p.max())
         p /= p.sum()
-        readings = [self.vocab.command_text(to_words(text, self.vocab)) for text in texts]
+        heard = [to_words(text, self.vocab) for text in texts]
+        readings = [self.vocab.command_text(words) for words in heard]
         mass: dict[str, float] = {}
         for pi, reading in zip(p, readings, strict=True):
             if reading is not None:
                 mass[reading] = mass.get(reading, 0.0) + float(pi)
         if mass:  # the command most of the probability goes to, in the words of its likeliest hypothesis
             best = max(mass, key=mass.__getitem__)
-            words, confidence = to_words(texts[readings.index(best)], self.vocab), mass[best]
+            words, confidence = heard[readings.index(best)], mass[best]
         else:  # no command: the likeliest transcription that is a refused one ("turn right 400 degrees"), if any
-            heard = [to_words(text, self.vocab) for text in texts]
             words = next((w for w in heard if not self.vocab.why_not(w).endswith("is no command")), heard[0])
             confidence = 0.0
         if result.no_speech_prob > MAX_NO_SPEECH:
