@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from edgepilot.pilot.core.errors import InputError
@@ -110,8 +111,9 @@ class NumberWords:
                     add((*phrase, self.point, digit), whole + tenth / 10)
         return table
 
-    @property
+    @cached_property
     def words(self) -> frozenset[str]:
+        """Every word of a number (computed once: the whole table is spelled out for it)."""
         return frozenset(w for phrase in self.phrases() for w in phrase)
 
 
