@@ -11,6 +11,12 @@ Each configuration runs in its own process so its peak RSS is its own. Prints ac
 
     python scripts/bench_loop.py                 # 60 s render-only loop + renderer fps
     python scripts/bench_loop.py --full          # + the full loop with each speech engine
+    python scripts/bench_loop.py --tello         # a follow flight over the Tello protocol (the emulator on loopback)
+
+``--tello`` flies ``edgepilot fly --vehicle tello`` against ``edgepilot emulate-tello --bind 127.0.0.1`` (real UDP,
+the emulator's rendered video with a person in it), each configuration twice, interleaved: no speech (a script takes
+off and follows), and the demo's spoken "take off", "follow me", "land" from a WAV file with PocketSphinx and with
+Whisper (the recogniser in its own process, as ``fly --voice`` runs it). Prints the run's own loop statistics.
 """
 
 from __future__ import annotations
@@ -110,13 +116,54 @@ def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None, p
     }
 
 
+def tello_flight(voice: str | None, engine: str | None, seconds: float) -> dict:
+    """One follow flight against a fresh emulator on loopback; the loop statistics of ``fly --json``."""
+    edgepilot = str(Path(sys.executable).parent / "edgepilot")
+    emulator = subprocess.Popen([edgepilot, "emulate-tello", "--bind", "127.0.0.1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2.0)
+        command = [edgepilot, "fly", "--vehicle", "tello", "--host", "127.0.0.1", "--port",
+                   "9889", "--json", "--max-duration", str(seconds)]
+        command += ["--voice", voice, "--engine", str(engine)] if voice else ["--script", "takeoff", "--follow", "me"]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 90)
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+    return {**result["loop"], "commands": [c.get("text", c) if isinstance(c, dict) else c for c in result["commands"]]}
+
+
+def tello_runs(seconds: float, rounds: int = 2) -> None:
+    from edgepilot.pilot.app.demo import demo_speech
+
+    audio, rate = demo_speech()  # "take off", 4 s, "follow me", 20 s of following, "land"
+    path = Path(tempfile.mkdtemp()) / "flight.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(audio.tobytes())
+    configs = [("no speech", None, None), ("PocketSphinx", str(path), "pocketsphinx"), ("Whisper", str(path), "whisper")]
+    print(f"follow flights over the Tello protocol (emulator on loopback), {seconds:g} s each, {rounds} rounds:")
+    for round_ in range(rounds):
+        for label, voice, engine in configs:
+            r = tello_flight(voice, engine, seconds)
+            print(f"  {label:13} round {round_ + 1}: p99 jitter {r['p99_jitter_ms']:6.2f} ms, {r['overruns']} overruns, "
+                  f"p99 period {r['p99_period_ms']} ms, {r['achieved_hz']} Hz; commands {r['commands']}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--hz", type=float, default=30.0)
     parser.add_argument("--full", action="store_true", help="also run the full loop with each speech engine")
+    parser.add_argument("--tello", action="store_true", help="follow flights against the Tello emulator instead")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one configuration, JSON on stdout
     args = parser.parse_args()
+    if args.tello:
+        tello_runs(args.seconds)
+        return 0
     if args.child:
         name, _, where = args.child.partition("-")
         full, engine = args.child != "render", (name if name in ("vosk", "pocketsphinx", "whisper") else None)

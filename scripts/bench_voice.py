@@ -195,6 +195,8 @@ def main() -> int:
     parser.add_argument("--no-real", action="store_true", help="leave out the real-speech clips")
     parser.add_argument("--every", type=int, default=1, help="every n-th phrase of each voice (a quicker table)")
     parser.add_argument("--real-every", type=int, default=1, help="every n-th real clip")
+    parser.add_argument("--safety", action="store_true",
+                        help="every voice's stop/hover/halt/land/land-now in quiet and each noise (stop/land recall)")
     parser.add_argument("--kws", action="store_true", help="measure PocketSphinx's keyphrase search for stop/land")
     parser.add_argument("--thresholds", type=float, nargs="+", metavar="T",
                         help="decide under these thresholds instead of those the run shipped with: CONF CONF_RISKY "
@@ -234,7 +236,7 @@ def main() -> int:
                       + voice_eval.real_speech_jobs(args.real_every)}
             results = [r for r in results if (r["path"], r["condition"]) in wanted]
         else:
-            jobs = voice_eval.voice_jobs(args.every)
+            jobs = voice_eval.safety_jobs() if args.safety else voice_eval.voice_jobs(args.every)
             jobs += [] if args.no_real else voice_eval.real_speech_jobs(args.real_every)
             t0 = time.perf_counter()
             engine = "pocketsphinx-plain" if args.plain else args.engine

@@ -52,6 +52,17 @@ def voice_jobs(every: int = 1) -> list[dict]:
     return jobs
 
 
+SAFETY_PHRASES = ("stop", "hover", "halt", "land", "land now")
+
+
+def safety_jobs() -> list[dict]:
+    """Every voice's stop and land phrases, each in quiet and in every noise."""
+    from voice_data import NOISES
+
+    spoken = [j for j in voice_jobs() if j["condition"] == "quiet" and j["text"] in SAFETY_PHRASES]
+    return spoken + [{**j, "condition": noise, "gain": 1.0} for j in spoken for noise in NOISES]
+
+
 def real_speech_jobs(every: int = 1) -> list[dict]:
     from voice_data import real_speech_root
 
@@ -110,7 +121,7 @@ def decode(jobs: list[dict], engine: str = "pocketsphinx", out: Path | None = No
         done.append({**job, "heard": [{"words": list(h.words), "confidence": h.confidence,
                                        "fit": h.detail.get("fit") if h.detail else None,
                                        "command": h.command.text if h.command else None, "reason": h.reason,
-                                       "via": next((k for k in ("agreed", "safe_word") if h.detail.get(k)), None)}
+                                       "via": next((k for k in ("agreed", "safe_word", "safety_phrase") if h.detail.get(k)), None)}
                                       for h in heard]})
         if out is not None:
             with out.open("a", encoding="utf-8") as f:
@@ -289,6 +300,15 @@ def report(results: list[dict], engine: str = "pocketsphinx", thresholds: tuple 
                  f"{held['commands_right']}/{held['commands_n']} right (quiet {quiet['commands_right']}/"
                  f"{quiet['commands_n']}, noise {noisy['commands_right']}/{noisy['commands_n']}), {held['wrong']} "
                  f"wrong; real speech: {on_real['commands']} commands in {on_real['n']} utterances")
+    safety = [r for r in results if r["set"] == "clean" and r["expected"] and r["expected"][0] in ("stop", "land")]
+    if safety:
+        recall = {condition: [outcome(r["expected"], decider.commands(r, shown)) == "right" for r in safety
+                              if (r["condition"] == "quiet") == (condition == "quiet")] for condition in ("quiet", "noise")}
+        by_phrase = {text: sum(outcome(r["expected"], decider.commands(r, shown)) == "right"
+                               for r in safety if r["text"] == text) for text in dict.fromkeys(r["text"] for r in safety)}
+        lines.append("stop/land recall (every voice): " + ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in recall.items())
+                     + "; by phrase: " + ", ".join(f"{text} {n}/{sum(r['text'] == text for r in safety)}"
+                                                   for text, n in by_phrase.items()))
     wrong = [(r["group"], r["voice"], r["condition"], r["text"], decider.commands(r, shown)) for r in results
              if r["set"] != "real" and outcome(r["expected"], decider.commands(r, shown)) == "wrong"]
     for w in dict.fromkeys(map(str, wrong)):

@@ -32,9 +32,9 @@ def sphinx(request):
     return make_recogniser(request.param, Vocabulary.load("en"))
 
 
-#: Right commands of the 40 held-out ones (quiet and rotor noise); measured 15 (PocketSphinx) and 29 (Whisper): the
+#: Right commands of the 40 held-out ones (quiet and rotor noise); measured 15 (PocketSphinx) and 34 (Whisper): the
 #: floors only catch a collapse.
-RIGHT_AT_LEAST = {"pocketsphinx": 12, "whisper": 25}
+RIGHT_AT_LEAST = {"pocketsphinx": 12, "whisper": 30}
 
 
 def padded(samples: np.ndarray, seed: int) -> np.ndarray:

@@ -11,8 +11,11 @@ speech and tells the endpointer what has been said so far (``partial()``; where 
 Whisper transcribes what it has at the pause), and it gives a second opinion. Both decode the utterance when the
 speaker pauses after a command (``decode_ahead``, 50 ms into the pause).
 
-The confidence is how much of the probability of Whisper's 8 best transcriptions goes to one command ("go up 50"
-and "go up fifty" are one command; "go up 15" is another; "emergencies top" is none): the command with the most.
+The confidence is how much of the probability that Whisper's 8 best transcriptions give to commands goes to one
+command ("go up 50" and "go up fifty" are one command; "go up 15" is another): the command with the most. The
+transcriptions that are no command do not count against it: they are mostly the same words written otherwise
+("Flyback 3 meters.", "fly back to meters"), and what decides whether a command was said right is whether another
+command competes. Speech that is no command stays none: commands must have MIN_COMMAND_MASS of the probability.
 Where Whisper is unsure, a command PocketSphinx is sure of (its thresholds and fit test for risky commands) counts
 too, but only when it is among Whisper's 8 transcriptions: then the two views agree, and the confidence is
 1 - (1 - w)(1 - p) for Whisper's share w and PocketSphinx's confidence p. flite's "emergency stop" is "emergencies top"
@@ -36,8 +39,11 @@ from edgepilot.voice.recogniser import Hypothesis, SecondView
 from edgepilot.voice.vocabulary import Status, Vocabulary
 
 RATE = 16000
-#: (normal, risky) minimum confidence (the share of the 8-best, above). See scripts/bench_voice.py --engine whisper.
-THRESHOLDS = (0.6, 0.8)
+#: (normal, risky) minimum confidence (the share among commands of the 8-best, above), chosen on the tuning voices by
+#: scripts/bench_voice.py --engine whisper.
+THRESHOLDS = (0.8, 0.9)
+#: Commands together must have this much of the 8-best's probability, else what was heard is no command.
+MIN_COMMAND_MASS = 0.05
 #: A transcription of audio Whisper itself thinks holds no speech (its no-speech probability) is not a command.
 MAX_NO_SPEECH = 0.6
 #: The text Whisper is told came before: it writes numbers as words and hears drone words more readily. It holds
@@ -57,6 +63,12 @@ PARTIAL_AGAIN_S = 1.5
 #: At its normal confidence, 2 of 240 real utterances that were no command became `land`.
 SAFE_COMMANDS = ("stop", "land")
 SAFE_WORDS_MAX = 3
+#: Where Whisper wrote at most SAFE_WORDS_MAX words that are no command ("learn now", "cover."), each way of saying
+#: stop or land is scored against the audio (teacher forcing: the probability Whisper's decoder gives those exact
+#: words). The confidence is the posterior of the likeliest against what Whisper wrote, with these prior log odds that
+#: a short utterance to the drone is a safety phrase: a phrase e^-3 (1/20) as likely as Whisper's own words still
+#: gets confidence 0.8.
+SAFE_PRIOR_LOG_ODDS = 4.4
 
 _UNITS = {"cm": "centimeters", "centimetres": "centimeters", "centimetre": "centimeters", "metres": "meters",
           "metre": "meters", "m": "meters", "degree": "degrees", "°": "degrees"}
@@ -66,15 +78,27 @@ _WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?|°")
 
 def to_words(text: str, vocab: Vocabulary) -> tuple[str, ...]:
     """Whisper's text as vocabulary words: lower case, no punctuation, digits spelled ("10" -> "ten", "0.5" ->
-    "zero point five"), units written out ("cm" -> "centimeters")."""
-    text = text.lower().replace("-", " ").replace("takeoff", "take off")
+    "zero point five"), units written out ("cm" -> "centimeters"), two vocabulary words written as one split
+    ("takeoff", "Flyback")."""
+    text = text.lower().replace("-", " ")
     words: list[str] = []
     for token in _WORD.findall(text):
         if _NUMBER.fullmatch(token):
             words.extend(_spell(token, vocab))
+        elif words and _is_number_word(words[-1], vocab) and token in _UNITS:
+            words.append(_UNITS[token])
         else:
-            words.append(_UNITS.get(token, token) if words and _is_number_word(words[-1], vocab) else token)
+            words.extend(_split(token, vocab))
     return tuple(words)
+
+
+def _split(token: str, vocab: Vocabulary) -> tuple[str, ...]:
+    if token in vocab.words:
+        return (token,)
+    for cut in range(2, len(token) - 1):
+        if token[:cut] in vocab.words and token[cut:] in vocab.words:
+            return token[:cut], token[cut:]
+    return (token,)
 
 
 def _is_number_word(word: str, vocab: Vocabulary) -> bool:
@@ -124,9 +148,14 @@ class WhisperRecogniser:
         from edgepilot.voice.pocketsphinx_engine import PocketSphinxRecogniser
 
         self._sphinx = PocketSphinxRecogniser(vocab)
+        # Every way of saying a safety command, written as Whisper writes a short utterance ("Land now.", "Hover.").
+        self._safe_phrases = [" ".join(word for literal in pattern for word in literal.words).capitalize()
+                              for command in vocab.commands if command.means in SAFE_COMMANDS
+                              for pattern in command.patterns]
         self._audio: list[np.ndarray] = []
         self._fed = 0
-        self._ahead: tuple[int, Hypothesis] | None = None  # (samples decoded, what was heard)
+        # (samples decoded, what was heard, Whisper's encoding of them while the safety phrases are still to score)
+        self._ahead: tuple[int, Hypothesis, tuple | None] | None = None
 
     def new_stream(self) -> None:
         self._sphinx.new_stream()
@@ -149,7 +178,7 @@ class WhisperRecogniser:
         if self.vocab.read(words)[0] in (Status.COMPLETE, Status.EXTENDABLE):
             return words
         if self._ahead is None or self._fed - self._ahead[0] >= PARTIAL_AGAIN_S * RATE:
-            self._ahead = (self._fed, self._transcribe(self._fed))
+            self._ahead = (self._fed, *self._transcribe(self._fed))
         heard = self._ahead[1].words
         return heard if self.vocab.command_text(heard) is not None else words
 
@@ -164,8 +193,12 @@ class WhisperRecogniser:
         wanted = self._fed if keep_samples is None else min(keep_samples, self._fed)
         # The same speech as the last transcription (only pause after it): no need to transcribe again.
         if self._ahead is None or abs(self._ahead[0] - wanted) > 0.1 * RATE:
-            self._ahead = (wanted, self._transcribe(wanted))
-        return self._ahead[1]
+            self._ahead = (wanted, *self._transcribe(wanted))
+        done, heard, encoding = self._ahead
+        if encoding is not None:  # scored once, for the final word on an utterance (not for every partial)
+            heard = self._with_safety_phrase(heard, *encoding)
+            self._ahead = (done, heard, None)
+        return heard
 
     def _combine(self, whisper: Hypothesis, sphinx: Hypothesis) -> Hypothesis:
         """Whisper's command, or PocketSphinx's where Whisper also heard it (see the module's docstring)."""
@@ -186,17 +219,44 @@ class WhisperRecogniser:
             return Hypothesis(whisper.words, whisper.confidence, detail)
         return Hypothesis(sphinx.words, agreed, {**detail, "agreed": True})
 
-    def _transcribe(self, samples: int) -> Hypothesis:
+    def _safety_phrase(self, encoded, written: str, frames: int) -> tuple[tuple[str, ...], float]:
+        """The stop or land phrase likeliest to be in the audio, and its confidence (SAFE_PRIOR_LOG_ODDS)."""
+        import ctranslate2
+
+        texts = [written] + [f" {phrase}." for phrase in self._safe_phrases]
+        batch = ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoded), len(texts), axis=0))
+        scored = self._whisper.model.align(batch, self._prompt, [self._tokenizer.encode(t) for t in texts],
+                                           max(1, frames // 2))
+        log_p = [float(np.sum(np.log(np.maximum(r.text_token_probs, 1e-30)))) for r in scored]
+        best = int(np.argmax(log_p[1:])) + 1
+        confidence = 1.0 / (1.0 + np.exp(-(log_p[best] - log_p[0] + SAFE_PRIOR_LOG_ODDS)))
+        return tuple(texts[best].strip(" .").lower().split()), float(confidence)
+
+    def _with_safety_phrase(self, heard: Hypothesis, encoded, frames: int) -> Hypothesis:
+        """``heard`` (a few words that are no command), or the safety phrase likeliest in the audio where it is
+        likelier than those words (see SAFE_PRIOR_LOG_ODDS)."""
+        words, confidence = self._safety_phrase(encoded, " " + heard.detail["text"], frames)
+        if confidence < 0.5:
+            return heard
+        return Hypothesis(words, confidence, {**heard.detail, "shares": {str(self.vocab.command_text(words)): confidence},
+                                              "safety_phrase": True, "whisper_wrote": " ".join(heard.words)})
+
+    def _transcribe(self, samples: int) -> tuple[Hypothesis, tuple | None]:
+        """What Whisper heard in the first ``samples``, and its encoding of them where the safety phrases are to be
+        scored (a few words that are no command), else None."""
         audio = np.concatenate(self._audio)[:samples].astype(np.float32) / 32768.0 if self._audio else np.zeros(0)
         if len(audio) < 0.1 * RATE:
-            return Hypothesis((), 0.0, {"reason": "too short", "shares": {}})
+            return Hypothesis((), 0.0, {"reason": "too short", "shares": {}}), None
         import ctranslate2
 
         features = self._whisper.feature_extractor(audio)[:, :N_FRAMES]
+        features_frames = features.shape[1]
         features = np.pad(features, ((0, 0), (0, N_FRAMES - features.shape[1])))  # zeros after the speech, as Whisper was trained
-        result = self._whisper.model.generate(
+        encoded = self._whisper.model.encode(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[np.newaxis], dtype=np.float32)),
-            [self._prompt], beam_size=BEAM, num_hypotheses=BEAM, return_scores=True, return_no_speech_prob=True,
+            to_cpu=True)
+        result = self._whisper.model.generate(
+            encoded, [self._prompt], beam_size=BEAM, num_hypotheses=BEAM, return_scores=True, return_no_speech_prob=True,
             max_length=MAX_TOKENS, suppress_blank=True, suppress_tokens=[-1])[0]
         # Each hypothesis's probability (the scores are log probabilities per token), then how much of it goes to
         # the best hypothesis's command: "go up 50" and "go up fifty" count as one.
@@ -211,6 +271,10 @@ class WhisperRecogniser:
         for pi, reading in zip(p, readings, strict=True):
             if reading is not None:
                 mass[reading] = mass.get(reading, 0.0) + float(pi)
+        total = sum(mass.values())
+        if total < MIN_COMMAND_MASS:
+            mass = {}
+        mass = {command: share / total for command, share in mass.items()}
         if mass:  # the command most of the probability goes to, in the words of its likeliest hypothesis
             best = max(mass, key=mass.__getitem__)
             words, confidence = heard[readings.index(best)], mass[best]
@@ -221,5 +285,6 @@ class WhisperRecogniser:
             confidence = 0.0
             mass = {}
         detail = {"text": texts[0].strip(), "no_speech": round(result.no_speech_prob, 3),
-                  "others": [t.strip() for t in texts[1:4]], "shares": mass}
-        return Hypothesis(words, confidence, detail)
+                  "others": [t.strip() for t in texts[1:4]], "shares": mass, "command_mass": round(total, 3)}
+        safety = not mass and result.no_speech_prob <= MAX_NO_SPEECH and 1 <= len(heard[0]) <= SAFE_WORDS_MAX
+        return Hypothesis(words, confidence, detail), ((encoded, features_frames) if safety else None)
