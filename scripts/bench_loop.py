@@ -131,10 +131,10 @@ def tello_flight(voice: str | None, engine: str | None, seconds: float) -> dict:
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
-    return {**result["loop"], "commands": [c.get("text", c) if isinstance(c, dict) else c for c in result["commands"]]}
+    return {**result["loop"], "commands": [c["command"] for c in result["commands"]]}
 
 
-def tello_runs(seconds: float, rounds: int = 2) -> None:
+def tello_runs(seconds: float, rounds: int = 2, engines: list[str] | None = None) -> None:
     from edgepilot.pilot.app.demo import demo_speech
 
     audio, rate = demo_speech()  # "take off", 4 s, "follow me", 20 s of following, "land"
@@ -144,7 +144,8 @@ def tello_runs(seconds: float, rounds: int = 2) -> None:
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(audio.tobytes())
-    configs = [("no speech", None, None), ("PocketSphinx", str(path), "pocketsphinx"), ("Whisper", str(path), "whisper")]
+    configs = [("no speech", None, "none"), ("PocketSphinx", str(path), "pocketsphinx"), ("Whisper", str(path), "whisper")]
+    configs = [c for c in configs if c[2] in engines] if engines else configs
     print(f"follow flights over the Tello protocol (emulator on loopback), {seconds:g} s each, {rounds} rounds:")
     for round_ in range(rounds):
         for label, voice, engine in configs:
@@ -159,10 +160,11 @@ def main() -> int:
     parser.add_argument("--hz", type=float, default=30.0)
     parser.add_argument("--full", action="store_true", help="also run the full loop with each speech engine")
     parser.add_argument("--tello", action="store_true", help="follow flights against the Tello emulator instead")
+    parser.add_argument("--engines", nargs="+", help="--tello: only these (none, pocketsphinx, whisper)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one configuration, JSON on stdout
     args = parser.parse_args()
     if args.tello:
-        tello_runs(args.seconds)
+        tello_runs(args.seconds, engines=args.engines)
         return 0
     if args.child:
         name, _, where = args.child.partition("-")
