@@ -309,6 +309,11 @@ class Vocabulary:
             return f"{said!r} is only the start of a command (for example 'go up fifty centimeters')"
         return f"{said!r} is no command"
 
+    def refuses(self, words: Sequence[str]) -> bool:
+        """Words that say a command this vocabulary refuses with its reason (a number out of range, a direction no
+        command goes): understood, not misheard."""
+        return self.command_text(words) is None and self.why_not(words).startswith(f"{' '.join(words)!r}:")
+
     def _is_number_alone(self, phrase: Phrase) -> bool:
         for end in range(1, len(phrase) + 1):
             if phrase[:end] in self.number_phrases:

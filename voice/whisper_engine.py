@@ -66,9 +66,10 @@ SAFE_WORDS_MAX = 3
 #: Where Whisper wrote at most SAFE_WORDS_MAX words that are no command ("learn now", "cover."), each way of saying
 #: stop or land is scored against the audio (teacher forcing: the probability Whisper's decoder gives those exact
 #: words). The confidence is the posterior of the likeliest against what Whisper wrote, with these prior log odds that
-#: a short utterance to the drone is a safety phrase: a phrase e^-3 (1/20) as likely as Whisper's own words still
-#: gets confidence 0.8.
-SAFE_PRIOR_LOG_ODDS = 4.4
+#: a short utterance to the drone is a safety phrase: a phrase e^-4.2 (1/67) as likely as Whisper's own words still
+#: gets confidence 0.8. Chosen on the tuning voices (their stop/land phrases all pass), checked on the others and on
+#: real speech (scripts/bench_voice.py --safety, and the voice-group table).
+SAFE_PRIOR_LOG_ODDS = 5.6
 
 _UNITS = {"cm": "centimeters", "centimetres": "centimeters", "centimetre": "centimeters", "metres": "meters",
           "metre": "meters", "m": "meters", "degree": "degrees", "°": "degrees"}
@@ -286,5 +287,6 @@ class WhisperRecogniser:
             mass = {}
         detail = {"text": texts[0].strip(), "no_speech": round(result.no_speech_prob, 3),
                   "others": [t.strip() for t in texts[1:4]], "shares": mass, "command_mass": round(total, 3)}
-        safety = not mass and result.no_speech_prob <= MAX_NO_SPEECH and 1 <= len(heard[0]) <= SAFE_WORDS_MAX
+        safety = (not mass and result.no_speech_prob <= MAX_NO_SPEECH and 1 <= len(heard[0]) <= SAFE_WORDS_MAX
+                  and not self.vocab.refuses(words))  # "up 600" is refused with its reason, not taken for "stop"
         return Hypothesis(words, confidence, detail), ((encoded, features_frames) if safety else None)
