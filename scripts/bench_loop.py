@@ -45,10 +45,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _voice(engine: str, process: bool) -> object:
-    """A listener streaming the demo's speech at real-time pace (Vosk gets the Korean model: the only one here)."""
+def demo_speech_file() -> Path:
+    """The demo's spoken commands as a WAV file: "take off", 4 s, "follow me", 20 s of following, "land"."""
     from edgepilot.pilot.app.demo import demo_speech
-    from edgepilot.voice.listener import VoiceListener
 
     audio, rate = demo_speech()
     path = Path(tempfile.mkdtemp()) / "speech.wav"
@@ -57,8 +56,15 @@ def _voice(engine: str, process: bool) -> object:
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(audio.tobytes())
+    return path
+
+
+def _voice(engine: str, process: bool) -> object:
+    """A listener streaming the demo's speech at real-time pace (Vosk gets the Korean model: the only one here)."""
+    from edgepilot.voice.listener import VoiceListener
+
     lang = "ko" if engine == "vosk" else "en"
-    return VoiceListener(str(path), engine=engine, lang=lang, realtime=True, process=process)
+    return VoiceListener(str(demo_speech_file()), engine=engine, lang=lang, realtime=True, process=process)
 
 
 def loop_run(seconds: float, hz: float, full: bool, engine: str | None = None, process: bool = False) -> dict:
@@ -135,15 +141,7 @@ def tello_flight(voice: str | None, engine: str | None, seconds: float) -> dict:
 
 
 def tello_runs(seconds: float, rounds: int = 2, engines: list[str] | None = None) -> None:
-    from edgepilot.pilot.app.demo import demo_speech
-
-    audio, rate = demo_speech()  # "take off", 4 s, "follow me", 20 s of following, "land"
-    path = Path(tempfile.mkdtemp()) / "flight.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(audio.tobytes())
+    path = demo_speech_file()
     configs = [("no speech", None, "none"), ("PocketSphinx", str(path), "pocketsphinx"), ("Whisper", str(path), "whisper")]
     configs = [c for c in configs if c[2] in engines] if engines else configs
     print(f"follow flights over the Tello protocol (emulator on loopback), {seconds:g} s each, {rounds} rounds:")
