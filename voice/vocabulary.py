@@ -292,16 +292,8 @@ class Vocabulary:
         said = " ".join(words)
         if not phrase:
             return "nothing recognised" if not words else f"{said!r} is no command"
-        if other := [w for w in phrase if w in self.other_directions]:
-            return f"{said!r}: no command goes {other[0]!r}"
-        for command in self.commands:
-            for pattern in command.patterns:
-                if not any(isinstance(element, NumberSlot) for element in pattern):
-                    continue
-                for status, slots in self._walk(pattern, phrase, 0, {}, refused=True):
-                    if status is Status.COMPLETE:
-                        number = next(v for k, v in slots.items() if k in NUMBER_SLOTS)
-                        return f"{said!r}: {self._refusal(command.means.format(**slots), number)}"
+        if refusal := self._refusal_of(phrase):
+            return f"{said!r}: {refusal}"
         if self._is_number_alone(phrase):
             return f"{said!r} says no command (for example 'go up fifty centimeters')"
         status, _ = self.read(phrase)
@@ -312,7 +304,23 @@ class Vocabulary:
     def refuses(self, words: Sequence[str]) -> bool:
         """Words that say a command this vocabulary refuses with its reason (a number out of range, a direction no
         command goes): understood, not misheard."""
-        return self.command_text(words) is None and self.why_not(words).startswith(f"{' '.join(words)!r}:")
+        phrase = self._without_fillers(words)
+        return bool(phrase) and self.command_text(words) is None and self._refusal_of(phrase) is not None
+
+    def _refusal_of(self, phrase: Phrase) -> str | None:
+        """Why ``phrase`` is a refused command ("no command goes 'sideways'", "10 meters is more than 500 cm"), or
+        None when it is no command at all."""
+        if other := [w for w in phrase if w in self.other_directions]:
+            return f"no command goes {other[0]!r}"
+        for command in self.commands:
+            for pattern in command.patterns:
+                if not any(isinstance(element, NumberSlot) for element in pattern):
+                    continue
+                for status, slots in self._walk(pattern, phrase, 0, {}, refused=True):
+                    if status is Status.COMPLETE:
+                        number = next(v for k, v in slots.items() if k in NUMBER_SLOTS)
+                        return self._refusal(command.means.format(**slots), number)
+        return None
 
     def _is_number_alone(self, phrase: Phrase) -> bool:
         for end in range(1, len(phrase) + 1):
