@@ -232,8 +232,8 @@ def main() -> int:
             results = (voice_eval.read_partial(args.load) if args.load.is_dir()
                        else json.loads(args.load.read_text(encoding="utf-8")))
             # The files --every / --real-every choose, so that runs of different sizes compare on the same files.
-            wanted = {(j["path"], j["condition"]) for j in voice_eval.voice_jobs(args.every)
-                      + voice_eval.real_speech_jobs(args.real_every)}
+            spoken = voice_eval.safety_jobs() if args.safety else voice_eval.voice_jobs(args.every)
+            wanted = {(j["path"], j["condition"]) for j in spoken + voice_eval.real_speech_jobs(args.real_every)}
             results = [r for r in results if (r["path"], r["condition"]) in wanted]
         else:
             jobs = voice_eval.safety_jobs() if args.safety else voice_eval.voice_jobs(args.every)

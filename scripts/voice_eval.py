@@ -302,13 +302,14 @@ def report(results: list[dict], engine: str = "pocketsphinx", thresholds: tuple 
                  f"wrong; real speech: {on_real['commands']} commands in {on_real['n']} utterances")
     safety = [r for r in results if r["set"] == "clean" and r["expected"] and r["expected"][0] in ("stop", "land")]
     if safety:
-        recall = {condition: [outcome(r["expected"], decider.commands(r, shown)) == "right" for r in safety
-                              if (r["condition"] == "quiet") == (condition == "quiet")] for condition in ("quiet", "noise")}
-        by_phrase = {text: sum(outcome(r["expected"], decider.commands(r, shown)) == "right"
-                               for r in safety if r["text"] == text) for text in dict.fromkeys(r["text"] for r in safety)}
-        lines.append("stop/land recall (every voice): " + ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in recall.items())
-                     + "; by phrase: " + ", ".join(f"{text} {n}/{sum(r['text'] == text for r in safety)}"
-                                                   for text, n in by_phrase.items()))
+        right: dict[str, list[bool]] = {}
+        for r in safety:
+            ok = outcome(r["expected"], decider.commands(r, shown)) == "right"
+            right.setdefault("quiet" if r["condition"] == "quiet" else "noise", []).append(ok)
+            right.setdefault(r["text"], []).append(ok)
+        shown_as = [f"{key} {sum(right[key])}/{len(right[key])}" for key in ("quiet", "noise") if key in right]
+        by_phrase = [f"{key} {sum(oks)}/{len(oks)}" for key, oks in right.items() if key not in ("quiet", "noise")]
+        lines.append("stop/land recall (every voice): " + ", ".join(shown_as) + "; by phrase: " + ", ".join(by_phrase))
     wrong = [(r["group"], r["voice"], r["condition"], r["text"], decider.commands(r, shown)) for r in results
              if r["set"] != "real" and outcome(r["expected"], decider.commands(r, shown)) == "wrong"]
     for w in dict.fromkeys(map(str, wrong)):

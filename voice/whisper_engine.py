@@ -149,8 +149,8 @@ class WhisperRecogniser:
         from edgepilot.voice.pocketsphinx_engine import PocketSphinxRecogniser
 
         self._sphinx = PocketSphinxRecogniser(vocab)
-        # Every way of saying a safety command, written as Whisper writes a short utterance ("Land now.", "Hover.").
-        self._safe_phrases = [" ".join(word for literal in pattern for word in literal.words).capitalize()
+        # Every way of saying a safety command ("land now", "hover").
+        self._safe_phrases = [tuple(word for literal in pattern for word in literal.words)
                               for command in vocab.commands if command.means in SAFE_COMMANDS
                               for pattern in command.patterns]
         self._audio: list[np.ndarray] = []
@@ -224,14 +224,15 @@ class WhisperRecogniser:
         """The stop or land phrase likeliest to be in the audio, and its confidence (SAFE_PRIOR_LOG_ODDS)."""
         import ctranslate2
 
-        texts = [written] + [f" {phrase}." for phrase in self._safe_phrases]
+        # Written as Whisper writes a short utterance: " Land now.", " Hover."
+        texts = [written] + [f" {' '.join(phrase).capitalize()}." for phrase in self._safe_phrases]
         batch = ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoded), len(texts), axis=0))
         scored = self._whisper.model.align(batch, self._prompt, [self._tokenizer.encode(t) for t in texts],
                                            max(1, frames // 2))
         log_p = [float(np.sum(np.log(np.maximum(r.text_token_probs, 1e-30)))) for r in scored]
-        best = int(np.argmax(log_p[1:])) + 1
-        confidence = 1.0 / (1.0 + np.exp(-(log_p[best] - log_p[0] + SAFE_PRIOR_LOG_ODDS)))
-        return tuple(texts[best].strip(" .").lower().split()), float(confidence)
+        best = int(np.argmax(log_p[1:]))
+        confidence = 1.0 / (1.0 + np.exp(-(log_p[best + 1] - log_p[0] + SAFE_PRIOR_LOG_ODDS)))
+        return self._safe_phrases[best], float(confidence)
 
     def _with_safety_phrase(self, heard: Hypothesis, encoded, frames: int) -> Hypothesis:
         """``heard`` (a few words that are no command), or the safety phrase likeliest in the audio where it is
