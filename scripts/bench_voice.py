@@ -197,6 +197,8 @@ def main() -> int:
     parser.add_argument("--real-every", type=int, default=1, help="every n-th real clip")
     parser.add_argument("--safety", action="store_true",
                         help="every voice's stop/hover/halt/land/land-now in quiet and each noise (stop/land recall)")
+    parser.add_argument("--false-triggers", type=float, metavar="MIN",
+                        help="commands --engine hears in each noise alone, MIN minutes each")
     parser.add_argument("--kws", action="store_true", help="measure PocketSphinx's keyphrase search for stop/land")
     parser.add_argument("--thresholds", type=float, nargs="+", metavar="T",
                         help="decide under these thresholds instead of those the run shipped with: CONF CONF_RISKY "
@@ -219,6 +221,11 @@ def main() -> int:
     if args.child:
         engine, lang, listing = args.child.split(":", 2)
         print(json.dumps(run_engine(engine, lang, args.quick, Path(listing), args.latency_only)))
+        return 0
+    if args.false_triggers:
+        import voice_eval
+
+        print(voice_eval.false_triggers(args.engine, args.false_triggers))
         return 0
     if args.kws:
         import voice_eval

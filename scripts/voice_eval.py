@@ -322,6 +322,29 @@ if __name__ == "__main__":  # a decoding worker: jobs file, engine
     decode(json.loads(listing.read_text(encoding="utf-8")), sys.argv[2], listing.with_suffix(".jsonl"))
 
 
+def false_triggers(engine: str, minutes: float = 10.0) -> str:
+    """Commands heard in noise alone (no one speaking to the drone): each noise of the table for ``minutes``, at the
+    level it has in the table (13 dB below a normal voice) and rotor noise also as loud as the voice. Babble is
+    five real people talking at once: speech that is no command."""
+    from voice_data import NOISES, chunks, noise, read_audio, seed_of, speech_rms, to_int16
+
+    from edgepilot.voice.engines import make_recogniser
+    from edgepilot.voice.listener import Transcriber
+    from edgepilot.voice.vocabulary import Vocabulary
+
+    recogniser = make_recogniser(engine, Vocabulary.load("en"))
+    voice = float(np.median([speech_rms(read_audio(Path(j["path"]))) for j in voice_jobs(20)]))
+    babble = talkers()
+    lines = [f"false triggers ({engine}): commands in noise alone, {minutes:g} min each (a normal voice: RMS {voice:.0f})"]
+    for kind, db in [(kind, -SNR_DB) for kind in NOISES] + [("rotor", 0.0)]:
+        samples = noise(kind, int(16000 * 60 * minutes), seed_of(f"false triggers {kind}"), babble)
+        heard = list(Transcriber(recogniser).run(chunks(to_int16(samples * voice * 10 ** (db / 20)))))
+        commands = Counter(h.command.text for h in heard if h.command)
+        lines.append(f"  {kind:6} {db:+.0f} dB: {len(heard)} utterances, {sum(commands.values())} commands"
+                     + (f" ({', '.join(f'{c} x{n}' for c, n in commands.most_common())})" if commands else ""))
+    return "\n".join(lines)
+
+
 def keyword_spotting(thresholds: tuple[str, ...] = ("1e-20", "1e-40"), every: int = 1) -> str:
     """PocketSphinx's keyphrase search for 'stop' and 'land' alone (not shipped: a measurement for issue 14): recall
     on every voice's stop/land phrases in quiet and 13 dB rotor noise, and false triggers per 10 minutes of real

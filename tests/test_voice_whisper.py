@@ -1,5 +1,4 @@
-"""Whisper's text read as command words, and the stop/land phrases scored against the audio where Whisper wrote a few
-words that are no command."""
+"""Whisper's text read as command words, and a held-out voice's "land now"."""
 
 from __future__ import annotations
 
@@ -23,15 +22,19 @@ VOCAB = Vocabulary.load("en")
     ("Turn left 90°.", ("turn", "left", "ninety", "degrees")),
     ("fly up 1.5 meters", ("fly", "up", "one", "point", "five", "meters")),
     ("I'd like a latte, please.", ("i", "d", "like", "a", "latte", "please")),  # no word is split into a command
+    ("Stop, stop!", ("stop",)),  # said twice: one command
+    ("Land now, land now.", ("land", "now")),
+    ("step, step, step, step, step, step", ("step",)),  # Whisper's repetition loop
+    ("Go up, go down.", ("go", "up", "go", "down")),  # two different phrases stay two (no command)
 ])
 def test_whisper_text_as_command_words(text: str, words: tuple[str, ...]) -> None:
     assert to_words(text, VOCAB) == words
 
 
 @pytest.mark.skipif(not whisper_available(), reason="pip install 'edgepilot[whisper]'")
-def test_a_safety_phrase_whisper_wrote_as_other_words_still_lands() -> None:
-    """flite's rms voice (held out: never used for tuning) says "land now"; Whisper writes "learn now". Scored against
-    the audio, "Land now." is likelier than Whisper's words (with the prior for a safety phrase): the drone lands."""
+def test_a_held_out_voice_saying_land_now_lands() -> None:
+    """flite's rms voice (held out: never used for tuning) says "land now". Without the safety phrases in Whisper's
+    prompt it wrote "learn now"; with them, "land now.": the drone lands."""
     from edgepilot.voice.engines import make_recogniser
 
     recogniser = make_recogniser("whisper", VOCAB)
@@ -41,17 +44,4 @@ def test_a_safety_phrase_whisper_wrote_as_other_words_still_lands() -> None:
     samples = to_int16(signal + np.random.default_rng(seed_of("rms_land_now")).standard_normal(len(signal)) * 3)
     heard = list(Transcriber(recogniser).run(chunks(samples)))
     assert [h.command.text for h in heard if h.command] == ["land"]
-    landed = next(h for h in heard if h.command)
-    assert landed.detail.get("safety_phrase"), landed.detail
-    assert VOCAB.command_text(landed.detail["whisper_wrote"].split()) is None, landed.detail  # Whisper's own words
-
-
-@pytest.mark.parametrize(("words", "refused"), [
-    ("up six hundred", True),  # understood, out of range: refused with its reason, never scored as "stop"
-    ("go sideways fifty centimeters", True),
-    ("hardware", False),  # misheard: the stop/land phrases may be scored against the audio
-    ("turn right", False),
-    ("land", False),
-])
-def test_refused_commands_are_told_from_misheard_words(words: str, refused: bool) -> None:
-    assert VOCAB.refuses(words.split()) is refused
+    assert to_words(next(h for h in heard if h.command).detail["text"], VOCAB) == ("land", "now")  # Whisper's own

@@ -301,12 +301,6 @@ class Vocabulary:
             return f"{said!r} is only the start of a command (for example 'go up fifty centimeters')"
         return f"{said!r} is no command"
 
-    def refuses(self, words: Sequence[str]) -> bool:
-        """Words that say a command this vocabulary refuses with its reason (a number out of range, a direction no
-        command goes): understood, not misheard."""
-        phrase = self._without_fillers(words)
-        return bool(phrase) and self.command_text(words) is None and self._refusal_of(phrase) is not None
-
     def _refusal_of(self, phrase: Phrase) -> str | None:
         """Why ``phrase`` is a refused command ("no command goes 'sideways'", "10 meters is more than 500 cm"), or
         None when it is no command at all."""

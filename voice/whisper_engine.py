@@ -44,11 +44,15 @@ RATE = 16000
 THRESHOLDS = (0.8, 0.9)
 #: Commands together must have this much of the 8-best's probability, else what was heard is no command.
 MIN_COMMAND_MASS = 0.05
-#: A transcription of audio Whisper itself thinks holds no speech (its no-speech probability) is not a command.
+#: A transcription of audio Whisper itself thinks holds no speech (its no-speech probability) is not a command,
+#: except a safety command that is Whisper's own likeliest transcription: a short "Stop." or "land." often has a
+#: no-speech probability of 0.6-0.9, and no speech that is no command gave one in the bench.
 MAX_NO_SPEECH = 0.6
-#: The text Whisper is told came before: it writes numbers as words and hears drone words more readily. It holds
-#: no whole command that does harm when heard wrongly: with "Take off." in it, "take a photo" was heard as that.
-PROMPT = "Drone commands: go up fifty centimeters, turn left ninety degrees."
+#: The text Whisper is told came before: it writes numbers as words and hears drone words more readily. Of whole
+#: commands it holds only the safety phrases, which do no harm when heard wrongly: with "Take off." in it, "take a
+#: photo" was heard as that. With "hover, stop, land now." added, Whisper itself writes them far more often (stop/land
+#: recall on every voice, quiet and noise: 240 -> 298 of 360 files), with no more commands from real speech.
+PROMPT = "Drone commands: go up fifty centimeters, turn left ninety degrees, hover, stop, land now."
 #: Beam width, and how many of its hypotheses share in the confidence.
 BEAM = 8
 MAX_TOKENS = 64  # a command is a few words; this also ends Whisper's repetition loops early
@@ -63,13 +67,6 @@ PARTIAL_AGAIN_S = 1.5
 #: At its normal confidence, 2 of 240 real utterances that were no command became `land`.
 SAFE_COMMANDS = ("stop", "land")
 SAFE_WORDS_MAX = 3
-#: Where Whisper wrote at most SAFE_WORDS_MAX words that are no command ("learn now", "cover."), each way of saying
-#: stop or land is scored against the audio (teacher forcing: the probability Whisper's decoder gives those exact
-#: words). The confidence is the posterior of the likeliest against what Whisper wrote, with these prior log odds that
-#: a short utterance to the drone is a safety phrase: a phrase e^-4.2 (1/67) as likely as Whisper's own words still
-#: gets confidence 0.8. Chosen on the tuning voices (their stop/land phrases all pass), checked on the others and on
-#: real speech (scripts/bench_voice.py --safety, and the voice-group table).
-SAFE_PRIOR_LOG_ODDS = 5.6
 
 _UNITS = {"cm": "centimeters", "centimetres": "centimeters", "centimetre": "centimeters", "metres": "meters",
           "metre": "meters", "m": "meters", "degree": "degrees", "°": "degrees"}
@@ -80,7 +77,8 @@ _WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?|°")
 def to_words(text: str, vocab: Vocabulary) -> tuple[str, ...]:
     """Whisper's text as vocabulary words: lower case, no punctuation, digits spelled ("10" -> "ten", "0.5" ->
     "zero point five"), units written out ("cm" -> "centimeters"), two vocabulary words written as one split
-    ("takeoff", "Flyback")."""
+    ("takeoff", "Flyback"), and words said twice or more in a row read once ("Stop, stop!", and Whisper's own
+    repetition loops)."""
     text = text.lower().replace("-", " ")
     words: list[str] = []
     for token in _WORD.findall(text):
@@ -90,7 +88,15 @@ def to_words(text: str, vocab: Vocabulary) -> tuple[str, ...]:
             words.append(_UNITS[token])
         else:
             words.extend(_split(token, vocab))
-    return tuple(words)
+    return _once(tuple(words))
+
+
+def _once(words: tuple[str, ...]) -> tuple[str, ...]:
+    """``words`` that are one phrase repeated, as the phrase."""
+    for length in range(1, len(words) // 2 + 1):
+        if len(words) % length == 0 and words == words[:length] * (len(words) // length):
+            return words[:length]
+    return words
 
 
 def _split(token: str, vocab: Vocabulary) -> tuple[str, ...]:
@@ -149,14 +155,9 @@ class WhisperRecogniser:
         from edgepilot.voice.pocketsphinx_engine import PocketSphinxRecogniser
 
         self._sphinx = PocketSphinxRecogniser(vocab)
-        # Every way of saying a safety command ("land now", "hover").
-        self._safe_phrases = [tuple(word for literal in pattern for word in literal.words)
-                              for command in vocab.commands if command.means in SAFE_COMMANDS
-                              for pattern in command.patterns]
         self._audio: list[np.ndarray] = []
         self._fed = 0
-        # (samples decoded, what was heard, Whisper's encoding of them while the safety phrases are still to score)
-        self._ahead: tuple[int, Hypothesis, tuple | None] | None = None
+        self._ahead: tuple[int, Hypothesis] | None = None  # (samples decoded, what was heard)
 
     def new_stream(self) -> None:
         self._sphinx.new_stream()
@@ -179,7 +180,7 @@ class WhisperRecogniser:
         if self.vocab.read(words)[0] in (Status.COMPLETE, Status.EXTENDABLE):
             return words
         if self._ahead is None or self._fed - self._ahead[0] >= PARTIAL_AGAIN_S * RATE:
-            self._ahead = (self._fed, *self._transcribe(self._fed))
+            self._ahead = (self._fed, self._transcribe(self._fed))
         heard = self._ahead[1].words
         return heard if self.vocab.command_text(heard) is not None else words
 
@@ -194,12 +195,8 @@ class WhisperRecogniser:
         wanted = self._fed if keep_samples is None else min(keep_samples, self._fed)
         # The same speech as the last transcription (only pause after it): no need to transcribe again.
         if self._ahead is None or abs(self._ahead[0] - wanted) > 0.1 * RATE:
-            self._ahead = (wanted, *self._transcribe(wanted))
-        done, heard, encoding = self._ahead
-        if encoding is not None:  # scored once, for the final word on an utterance (not for every partial)
-            heard = self._with_safety_phrase(heard, *encoding)
-            self._ahead = (done, heard, None)
-        return heard
+            self._ahead = (wanted, self._transcribe(wanted))
+        return self._ahead[1]
 
     def _combine(self, whisper: Hypothesis, sphinx: Hypothesis) -> Hypothesis:
         """Whisper's command, or PocketSphinx's where Whisper also heard it (see the module's docstring)."""
@@ -220,39 +217,14 @@ class WhisperRecogniser:
             return Hypothesis(whisper.words, whisper.confidence, detail)
         return Hypothesis(sphinx.words, agreed, {**detail, "agreed": True})
 
-    def _safety_phrase(self, encoded, written: str, frames: int) -> tuple[tuple[str, ...], float]:
-        """The stop or land phrase likeliest to be in the audio, and its confidence (SAFE_PRIOR_LOG_ODDS)."""
-        import ctranslate2
-
-        # Written as Whisper writes a short utterance: " Land now.", " Hover."
-        texts = [written] + [f" {' '.join(phrase).capitalize()}." for phrase in self._safe_phrases]
-        batch = ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoded), len(texts), axis=0))
-        scored = self._whisper.model.align(batch, self._prompt, [self._tokenizer.encode(t) for t in texts],
-                                           max(1, frames // 2))
-        log_p = [float(np.sum(np.log(np.maximum(r.text_token_probs, 1e-30)))) for r in scored]
-        best = int(np.argmax(log_p[1:]))
-        confidence = 1.0 / (1.0 + np.exp(-(log_p[best + 1] - log_p[0] + SAFE_PRIOR_LOG_ODDS)))
-        return self._safe_phrases[best], float(confidence)
-
-    def _with_safety_phrase(self, heard: Hypothesis, encoded, frames: int) -> Hypothesis:
-        """``heard`` (a few words that are no command), or the safety phrase likeliest in the audio where it is
-        likelier than those words (see SAFE_PRIOR_LOG_ODDS)."""
-        words, confidence = self._safety_phrase(encoded, " " + heard.detail["text"], frames)
-        if confidence < 0.5:
-            return heard
-        return Hypothesis(words, confidence, {**heard.detail, "shares": {str(self.vocab.command_text(words)): confidence},
-                                              "safety_phrase": True, "whisper_wrote": " ".join(heard.words)})
-
-    def _transcribe(self, samples: int) -> tuple[Hypothesis, tuple | None]:
-        """What Whisper heard in the first ``samples``, and its encoding of them where the safety phrases are to be
-        scored (a few words that are no command), else None."""
+    def _transcribe(self, samples: int) -> Hypothesis:
+        """What Whisper heard in the first ``samples``."""
         audio = np.concatenate(self._audio)[:samples].astype(np.float32) / 32768.0 if self._audio else np.zeros(0)
         if len(audio) < 0.1 * RATE:
-            return Hypothesis((), 0.0, {"reason": "too short", "shares": {}}), None
+            return Hypothesis((), 0.0, {"reason": "too short", "shares": {}})
         import ctranslate2
 
         features = self._whisper.feature_extractor(audio)[:, :N_FRAMES]
-        features_frames = features.shape[1]
         features = np.pad(features, ((0, 0), (0, N_FRAMES - features.shape[1])))  # zeros after the speech, as Whisper was trained
         encoded = self._whisper.model.encode(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[np.newaxis], dtype=np.float32)),
@@ -283,11 +255,9 @@ class WhisperRecogniser:
         else:  # no command: the likeliest transcription that is a refused one ("turn right 400 degrees"), if any
             words = next((w for w in heard if not self.vocab.why_not(w).endswith("is no command")), heard[0])
             confidence = 0.0
-        if result.no_speech_prob > MAX_NO_SPEECH:
+        if result.no_speech_prob > MAX_NO_SPEECH and not (mass and readings[0] in SAFE_COMMANDS and words == heard[0]):
             confidence = 0.0
             mass = {}
         detail = {"text": texts[0].strip(), "no_speech": round(result.no_speech_prob, 3),
                   "others": [t.strip() for t in texts[1:4]], "shares": mass, "command_mass": round(total, 3)}
-        safety = (not mass and result.no_speech_prob <= MAX_NO_SPEECH and 1 <= len(heard[0]) <= SAFE_WORDS_MAX
-                  and not self.vocab.refuses(words))  # "up 600" is refused with its reason, not taken for "stop"
-        return Hypothesis(words, confidence, detail), ((encoded, features_frames) if safety else None)
+        return Hypothesis(words, confidence, detail)
