@@ -121,7 +121,7 @@ def decode(jobs: list[dict], engine: str = "pocketsphinx", out: Path | None = No
         done.append({**job, "heard": [{"words": list(h.words), "confidence": h.confidence,
                                        "fit": h.detail.get("fit") if h.detail else None,
                                        "command": h.command.text if h.command else None, "reason": h.reason,
-                                       "via": next((k for k in ("agreed", "safe_word", "safety_phrase") if h.detail.get(k)), None)}
+                                       "via": next((k for k in ("agreed", "safe_word") if h.detail.get(k)), None)}
                                       for h in heard]})
         if out is not None:
             with out.open("a", encoding="utf-8") as f:

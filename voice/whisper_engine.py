@@ -51,7 +51,10 @@ MAX_NO_SPEECH = 0.6
 #: The text Whisper is told came before: it writes numbers as words and hears drone words more readily. Of whole
 #: commands it holds only the safety phrases, which do no harm when heard wrongly: with "Take off." in it, "take a
 #: photo" was heard as that. With "hover, stop, land now." added, Whisper itself writes them far more often (stop/land
-#: recall on every voice, quiet and noise: 240 -> 298 of 360 files), with no more commands from real speech.
+#: recall on every voice, quiet and noise, scripts/bench_voice.py --safety: 240 -> 286 of 360 files), with no more
+#: commands from real speech. Listing every safety phrase as a sentence ("Land. Land now. Stop. Hover. Halt.") heard
+#: 300, but background talk then gave "Yes.", "No.", "Halt." (4 files); listing all five with commas, 291 and an
+#: `up 50` in wind.
 PROMPT = "Drone commands: go up fifty centimeters, turn left ninety degrees, hover, stop, land now."
 #: Beam width, and how many of its hypotheses share in the confidence.
 BEAM = 8
@@ -70,6 +73,7 @@ SAFE_WORDS_MAX = 3
 
 _UNITS = {"cm": "centimeters", "centimetres": "centimeters", "centimetre": "centimeters", "metres": "meters",
           "metre": "meters", "m": "meters", "degree": "degrees", "°": "degrees"}
+_TWO = ("to", "too")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?|°")
 
@@ -77,8 +81,8 @@ _WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?|°")
 def to_words(text: str, vocab: Vocabulary) -> tuple[str, ...]:
     """Whisper's text as vocabulary words: lower case, no punctuation, digits spelled ("10" -> "ten", "0.5" ->
     "zero point five"), units written out ("cm" -> "centimeters"), two vocabulary words written as one split
-    ("takeoff", "Flyback"), and words said twice or more in a row read once ("Stop, stop!", and Whisper's own
-    repetition loops)."""
+    ("takeoff", "Flyback"), "to hundred" read as "two hundred", and words said twice or more in a row read once
+    ("Stop, stop!", and Whisper's own repetition loops)."""
     text = text.lower().replace("-", " ")
     words: list[str] = []
     for token in _WORD.findall(text):
@@ -88,6 +92,9 @@ def to_words(text: str, vocab: Vocabulary) -> tuple[str, ...]:
             words.append(_UNITS[token])
         else:
             words.extend(_split(token, vocab))
+    # "turn left to hundred degrees": before "hundred", "to" can only be "two" (Whisper is English only)
+    two, hundred = vocab.numbers.digits[1], vocab.numbers.hundred
+    words = [two if word in _TWO and after == hundred else word for word, after in zip(words, [*words[1:], ""], strict=True)]
     return _once(tuple(words))
 
 
