@@ -24,6 +24,7 @@ VOCAB = Vocabulary.load("en")
     ("I'd like a latte, please.", ("i", "d", "like", "a", "latte", "please")),  # no word is split into a command
     ("Turn left to hundred degrees.", ("turn", "left", "two", "hundred", "degrees")),
     ("Fly up to 50 cm.", ("fly", "up", "to", "fifty", "centimeters")),  # "to" before another number stays
+    ("...", ()),
     ("Stop, stop!", ("stop",)),  # said twice: one command
     ("Land now, land now.", ("land", "now")),
     ("step, step, step, step, step, step", ("step",)),  # Whisper's repetition loop

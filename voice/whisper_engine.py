@@ -94,7 +94,7 @@ def to_words(text: str, vocab: Vocabulary) -> tuple[str, ...]:
             words.extend(_split(token, vocab))
     # "turn left to hundred degrees": before "hundred", "to" can only be "two" (Whisper is English only)
     two, hundred = vocab.numbers.digits[1], vocab.numbers.hundred
-    words = [two if word in _TWO and after == hundred else word for word, after in zip(words, [*words[1:], ""], strict=True)]
+    words = [two if word in _TWO and after == hundred else word for word, after in zip(words, [*words[1:], ""], strict=False)]
     return _once(tuple(words))
 
 
